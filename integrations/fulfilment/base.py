@@ -1,0 +1,93 @@
+"""The interface every fulfilment provider implements, and what it may raise.
+
+A provider adapter is built per shop from that shop's (decrypted) provider settings and a
+``requests.Session``; jobs speak only to this interface, chosen by the registry in
+``integrations.fulfilment``. Contract of every method: it returns a value or raises one of
+``integrations.errors`` (``RetryableError`` with ``retry_after`` for 429/5xx/timeouts,
+``InvalidRequestError`` with the provider's message, ``AuthError``, ``NotCancellableError``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from integrations.model import (
+    CancelResult,
+    InventoryLevel,
+    Order,
+    ProviderEvent,
+    ProviderOrderRef,
+    Shipment,
+)
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What an adapter needs besides its shop's settings: shared HTTP, process settings, Redis."""
+
+    http: requests.Session
+    settings: Any  # config.Settings; typed loosely to keep integrations free of config imports
+    redis: Any = None  # a redis.Redis, for limiters shared across worker processes
+
+
+class FulfilmentProvider(abc.ABC):
+    """A fulfilment centre (3PL) as Relais uses it."""
+
+    #: name stored on the shop row and used in webhook URLs
+    name: str = ""
+    #: provider keeps a "tracking uploaded" flag that ``ack_shipments`` sets
+    acknowledges_tracking: bool = False
+
+    def __init__(self, options: Mapping[str, str], context: ProviderContext):
+        self.options = dict(options)
+        self.context = context
+
+    @classmethod
+    def required_options(cls) -> tuple[str, ...]:
+        """Names of ``--provider-option`` keys this provider cannot work without."""
+        return ()
+
+    @abc.abstractmethod
+    def create_order(self, order: Order, reference: str) -> ProviderOrderRef:
+        """Create the order keyed by ``reference``; a repeat returns the existing one (duplicate=True)."""
+
+    @abc.abstractmethod
+    def find_order(self, reference: str) -> ProviderOrderRef | None:
+        """The provider's order for ``reference``, or None."""
+
+    @abc.abstractmethod
+    def cancel_order(self, ref: ProviderOrderRef) -> CancelResult:
+        """Ask the provider to cancel; the result says per shipment what happened."""
+
+    @abc.abstractmethod
+    def inventory(self) -> Iterable[InventoryLevel]:
+        """Every SKU's stock, per fulfilment centre."""
+
+    @abc.abstractmethod
+    def shipments(self, ref: ProviderOrderRef) -> list[Shipment]:
+        """The order's parcels as the provider knows them now (polling path)."""
+
+    def unacknowledged_shipments(self) -> list[Shipment]:
+        """Shipments with tracking not yet written to the shop (providers keeping such a flag)."""
+        return []
+
+    def ack_shipments(self, provider_shipment_ids: list[str]) -> None:  # noqa: B027 - optional
+        """Tell the provider the tracking of these shipments reached the shop (no-op by default)."""
+
+    @abc.abstractmethod
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``WebhookRejected(401)`` unless the raw body is signed by this provider account."""
+
+    @abc.abstractmethod
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderEvent:
+        """The verified webhook as one normalised event."""
+
+    @staticmethod
+    def webhook_delivery_id(headers: Mapping[str, str]) -> str:
+        """The dedup key of a delivery, read from headers only (before any parsing)."""
+        return headers.get("webhook-id", "")

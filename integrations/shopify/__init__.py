@@ -1,0 +1,1 @@
+"""Shopify: webhook verification, payload → order model, and the platform adapter."""

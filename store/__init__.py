@@ -1,0 +1,1 @@
+"""Durable state: SQLAlchemy models, the database session, the few queries jobs need."""
