@@ -91,3 +91,14 @@ class FulfilmentProvider(abc.ABC):
     def webhook_delivery_id(headers: Mapping[str, str]) -> str:
         """The dedup key of a delivery, read from headers only (before any parsing)."""
         return headers.get("webhook-id", "")
+
+    @classmethod
+    def webhook_reference(cls, headers: Mapping[str, str], body: bytes) -> str:
+        """Our order reference named in an (unverified) webhook body, used only to find whose
+        secret to verify it with; "" when there is none. Never trusted before ``verify_webhook``."""
+        return ""
+
+    @classmethod
+    def webhook_topic(cls, headers: Mapping[str, str], body: bytes) -> str:
+        """The delivery's topic, for the inbox row (headers or body, unverified)."""
+        return headers.get("x-webhook-topic", "")
