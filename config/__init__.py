@@ -12,12 +12,13 @@ import base64
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from integrations.errors import ConfigError
 
-DEV_SECRET = "relais-development-secret-not-for-production"
+DEV_SECRET = "relais-development-secret-not-for-production"  # noqa: S105 - refused in production
+DEV_SHOPIFY_SECRET = "relais-development-shopify-secret"  # noqa: S105 - refused in production
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ class Settings:
     max_webhook_bytes: int = 2 * 1024 * 1024
     provider_timeout: float = 10.0
     push_max_retries: int = 8
+    retry_backoff: tuple[int, ...] = (10, 30, 60, 180, 600, 1800, 3600, 7200)
     sweep_after_seconds: int = 60
     worker_processes: int = 6
-    extra: Mapping[str, str] = field(default_factory=dict)
+    worker_class: str = "fork"  # fork: a work-horse per job (isolation); simple: no fork (speed)
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests use it)."""
@@ -97,6 +99,26 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name) or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _int_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated whole numbers, got {raw!r}") from None
+    if not values or min(values) < 0:
+        raise ConfigError(f"{name} must list at least one non-negative number")
+    return values
+
+
 def normalise_database_url(url: str) -> str:
     """Accept Heroku's ``postgres://`` spelling and pick the psycopg 3 driver."""
     if url.startswith("postgres://"):
@@ -112,12 +134,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     environment = env.get("RELAIS_ENV", "development")
     if environment not in ("development", "production", "test"):
         raise ConfigError(f"RELAIS_ENV must be development, production or test, got {environment!r}")
-    database_url = normalise_database_url(
-        env.get("DATABASE_URL") or f"sqlite:///{Path('relais.db').resolve()}"
-    )
+    database_url = normalise_database_url(env.get("DATABASE_URL") or f"sqlite:///{Path('relais.db').resolve()}")
     secret_key = env.get("SECRET_KEY") or DEV_SECRET
     encryption_key = env.get("RELAIS_ENCRYPTION_KEY", "")
+    shopify_secret = env.get("SHOPIFY_API_SECRET", "")
     if environment == "production":
+        if not shopify_secret:
+            raise ConfigError("SHOPIFY_API_SECRET must be set in production")
         if secret_key == DEV_SECRET:
             raise ConfigError("SECRET_KEY must be set in production")
         if not encryption_key:
@@ -141,7 +164,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         encryption_key=encryption_key,
         shopify_api_key=env.get("SHOPIFY_API_KEY", ""),
-        shopify_api_secret=env.get("SHOPIFY_API_SECRET", ""),
+        # In development an unset secret gets a fixed one, so `demo` can sign what `serve` verifies.
+        shopify_api_secret=shopify_secret or ("" if environment == "production" else DEV_SHOPIFY_SECRET),
         shopify_api_secret_previous=env.get("SHOPIFY_API_SECRET_PREVIOUS", ""),
         shopify_api_version=env.get("SHOPIFY_API_VERSION", "2026-10"),
         shopify_admin_url=env.get("SHOPIFY_ADMIN_URL", "https://{shop}"),
@@ -154,6 +178,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_webhook_bytes=_int(env, "RELAIS_MAX_WEBHOOK_BYTES", 2 * 1024 * 1024),
         provider_timeout=_float(env, "RELAIS_PROVIDER_TIMEOUT", 10.0),
         push_max_retries=_int(env, "RELAIS_PUSH_MAX_RETRIES", 8),
+        retry_backoff=_int_list(env, "RELAIS_RETRY_BACKOFF", (10, 30, 60, 180, 600, 1800, 3600, 7200)),
         sweep_after_seconds=_int(env, "RELAIS_SWEEP_AFTER_SECONDS", 60),
         worker_processes=_int(env, "RELAIS_WORKER_PROCESSES", 6),
+        worker_class=_choice(env, "RELAIS_WORKER_CLASS", ("fork", "simple"), "fork"),
     )

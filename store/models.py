@@ -7,7 +7,7 @@ look-then-insert) is what refuses the second copy. The schema runs on SQLite and
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -33,7 +33,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
 class Shop(Base):
@@ -173,9 +173,7 @@ class Shipment(Base):
     """A parcel reported by the provider; unique per provider shipment id within a shop's orders."""
 
     __tablename__ = "shipments"
-    __table_args__ = (
-        UniqueConstraint("order_id", "provider_shipment_id", name="uq_shipments_order_provider_id"),
-    )
+    __table_args__ = (UniqueConstraint("order_id", "provider_shipment_id", name="uq_shipments_order_provider_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
@@ -194,3 +192,7 @@ class Shipment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="shipments")
+
+
+# The sandbox provider's tables live on the same metadata so one migration history covers all.
+from store import sandbox_models as _sandbox_models  # noqa: E402, F401

@@ -16,14 +16,18 @@ ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "ord
 LIFECYCLE_TOPICS = frozenset(
     {"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact", "app/scopes_update"}
 )
-ACCEPTED_TOPICS = ORDER_TOPICS | LIFECYCLE_TOPICS | frozenset(
-    {
-        "fulfillment_orders/order_routing_complete",
-        "inventory_items/create",
-        "inventory_items/update",
-        "inventory_items/delete",
-        "products/update",
-    }
+ACCEPTED_TOPICS = (
+    ORDER_TOPICS
+    | LIFECYCLE_TOPICS
+    | frozenset(
+        {
+            "fulfillment_orders/order_routing_complete",
+            "inventory_items/create",
+            "inventory_items/update",
+            "inventory_items/delete",
+            "products/update",
+        }
+    )
 )
 
 

@@ -1,0 +1,60 @@
+"""Relais web application: ``create_app()`` for tests and tools, ``app`` for gunicorn."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config import Settings, load_settings
+from config.logging import configure_logging
+from integrations import fulfilment, platforms
+from jobs.runtime import Runtime, build_runtime, set_runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the app. Tests pass their own settings (or a whole runtime); production reads the env."""
+    if runtime is None:
+        runtime = build_runtime(settings or load_settings())
+    settings = runtime.settings
+    configure_logging(settings.log_level)
+    fulfilment.check()
+    platforms.check()
+    set_runtime(runtime)
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes + 1024)
+    app.extensions["relais"] = runtime
+
+    from web import health, sandbox, webhooks
+
+    app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(sandbox.blueprint, url_prefix="/sandbox")
+
+    from cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _lazy_app() -> Flask:
+    return create_app()
+
+
+class _LazyApp:
+    """``app`` for gunicorn (``gunicorn app:app``), built on first use so importing is cheap."""
+
+    _app: Flask | None = None
+
+    def _get(self) -> Flask:
+        if self._app is None:
+            self._app = _lazy_app()
+        return self._app
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        return self._get()(environ, start_response)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._get(), name)
+
+
+app = _LazyApp()

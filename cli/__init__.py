@@ -1,0 +1,18 @@
+"""Operator commands: ``flask --app app <group> <command>``."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_commands(app: Flask) -> None:
+    from cli import demo, orders, serve, shops
+
+    app.cli.add_command(shops.shop)
+    app.cli.add_command(orders.orders)
+    app.cli.add_command(orders.events)
+    app.cli.add_command(orders.sweep_command)
+    app.cli.add_command(serve.serve)
+    app.cli.add_command(serve.worker)
+    app.cli.add_command(serve.migrate)
+    app.cli.add_command(demo.demo)

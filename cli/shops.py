@@ -1,0 +1,64 @@
+"""``shop add`` and ``shop list``: register shops without OAuth (development, tests, custom apps)."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from integrations import fulfilment, platforms
+from integrations.errors import ConfigError
+from store.db import transaction
+from store.models import Shop
+from store.shops import upsert_shop
+
+
+def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        result[key.strip()] = value
+    return result
+
+
+@click.group()
+def shop() -> None:
+    """Register and list shops."""
+
+
+@shop.command("add")
+@click.argument("platform", type=click.Choice(platforms.names()))
+@click.argument("domain")
+@click.option("--token", default="", help="Admin API access token (Shopify: shpat_...).")
+@click.option("--provider", default="sandbox", type=click.Choice(fulfilment.names()), show_default=True)
+@click.option("--provider-option", "provider_options", multiple=True, help="Provider setting KEY=VALUE (repeatable).")
+@click.option("--setting", "settings", multiple=True, help="Shop setting KEY=VALUE, e.g. push_on=created.")
+def add(
+    platform: str, domain: str, token: str, provider: str, provider_options: tuple[str, ...], settings: tuple[str, ...]
+) -> None:
+    """Register (or update) a shop and its provider; secrets are stored encrypted."""
+    runtime = current_app.extensions["relais"]
+    options = parse_pairs(provider_options, "--provider-option")
+    shop_settings: dict[str, object] = dict(parse_pairs(settings, "--setting"))
+    if "notify_customer" in shop_settings:
+        shop_settings["notify_customer"] = str(shop_settings["notify_customer"]).lower() in ("1", "true", "yes", "on")
+    try:
+        with transaction(runtime.sessions) as session:
+            row = upsert_shop(
+                session, runtime.vault, platform, domain, {"access_token": token}, provider, options, shop_settings
+            )
+            shop_id, shop_domain = row.id, row.domain
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"shop {shop_id}: {platform} {shop_domain} → {provider}")
+
+
+@shop.command("list")
+def list_shops() -> None:
+    """Every shop with its platform, provider and status (never its secrets)."""
+    runtime = current_app.extensions["relais"]
+    with runtime.sessions() as session:
+        for row in session.scalars(select(Shop).order_by(Shop.id)):
+            click.echo(f"{row.id:>4}  {row.platform:<12} {row.domain:<40} {row.provider:<10} {row.status}")

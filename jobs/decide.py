@@ -1,0 +1,69 @@
+"""What to do with an order delivery: a pure function of the order, what we recorded, and the
+shop's rules. No database, no HTTP, no clock; tested with plain values.
+
+The decision follows the order's state, never the topic that carried it: ``orders/create``,
+``orders/paid`` and ``orders/updated`` for the same paid order all lead to one push.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from integrations.model import Order
+from jobs import states
+
+PUSH = "push"  # record, mark ready, push to the provider
+CANCEL_AT_PROVIDER = "cancel_at_provider"  # it is (or may be) there: ask the provider to cancel
+CANCEL_LOCALLY = "cancel_locally"  # never pushed: mark cancelled, push nothing
+WAIT = "wait"  # record; not ready yet (unpaid)
+HOLD = "hold"  # record; needs the merchant (e.g. no address)
+NOTHING_TO_SHIP = "nothing_to_ship"  # record; no line needs shipping
+UPDATE = "update"  # record the newer data; the pipeline state stays
+STALE = "stale"  # older than what we have: ignore entirely
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What Relais holds for the order already (None when first seen)."""
+
+    state: str
+    platform_updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    state: str | None  # the state to move to, None to keep the current one
+    reason: str
+
+
+def decide(order: Order, recorded: Recorded | None, rules: Mapping[str, Any]) -> Decision:
+    """Decide from state. ``rules`` is the shop's settings (``push_on``: "paid" or "created")."""
+    if recorded and recorded.platform_updated_at and order.updated_at < recorded.platform_updated_at:
+        return Decision(STALE, None, f"update of {order.updated_at.isoformat()} is older than the one applied")
+    current = recorded.state if recorded else None
+
+    if order.cancelled:
+        if current in states.CANCEL_STATES:
+            return Decision(UPDATE, None, "already cancelled or being cancelled")
+        if current in states.FULLY_SHIPPED:
+            return Decision(UPDATE, states.CANCEL_TOO_LATE, "cancelled on the shop after it shipped")
+        if current in states.AT_PROVIDER:
+            return Decision(CANCEL_AT_PROVIDER, states.CANCEL_REQUESTED, "cancelled on the shop after push")
+        return Decision(CANCEL_LOCALLY, states.CANCELLED, "cancelled on the shop before push")
+
+    if current is not None and current not in (states.RECEIVED, states.HELD, states.NO_SHIPPING):
+        # ready, pushing, at the provider, shipped, failed, cancelled: new data changes nothing here.
+        return Decision(UPDATE, None, f"order already {current}")
+
+    if not order.shippable_lines:
+        return Decision(NOTHING_TO_SHIP, states.NO_SHIPPING, "no line needs shipping")
+    push_on = rules.get("push_on", "paid")
+    if push_on == "paid" and not order.paid:
+        return Decision(WAIT, states.RECEIVED, "waiting for payment")
+    if order.ship_to is None or not (order.ship_to.address1 and order.ship_to.city and order.ship_to.country_code):
+        return Decision(HOLD, states.HELD, "shipping address is missing or incomplete")
+    return Decision(PUSH, states.READY, "paid" if order.paid else "created (shop pushes on creation)")

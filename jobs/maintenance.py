@@ -1,0 +1,71 @@
+"""Scheduled repairs: nothing acknowledged is ever lost.
+
+The webhook endpoint commits the inbox row before it answers and only then enqueues; if Redis
+was flushed or the enqueue failed, the row sits there. The sweep finds such rows (and orders
+left ``ready``, ``pushing`` or ``cancel_requested`` with no live job) and enqueues them again.
+Enqueueing uses the same deterministic job ids, so a sweep racing a live job does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from jobs import states
+from jobs.orders import FollowUp, enqueue_follow_ups
+from jobs.queues import enqueue_once
+from jobs.runtime import Runtime, get_runtime
+from store.models import Order, WebhookEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+EVENT_RETRY = (5, 30, 120, 600, 1800)
+
+
+def enqueue_event(runtime: Runtime, event_id: int) -> bool:
+    """Enqueue the inbox row's job (deterministic id ``event-<id>``); False if already live."""
+    from rq import Retry
+
+    return enqueue_once(
+        runtime,
+        "webhooks",
+        "jobs.events.process_event",
+        event_id,
+        job_id=f"event-{event_id}",
+        retry=Retry(max=len(EVENT_RETRY), interval=list(EVENT_RETRY)),
+    )
+
+
+def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
+    """Re-enqueue unprocessed inbox rows and stuck orders whose jobs are gone. Idempotent."""
+    runtime = get_runtime()
+    age = older_than_seconds if older_than_seconds is not None else runtime.settings.sweep_after_seconds
+    cutoff = utcnow() - timedelta(seconds=age)
+    with runtime.sessions() as session:
+        event_ids = session.scalars(
+            select(WebhookEvent.id)
+            .where(WebhookEvent.status.in_(("received", "enqueued")), WebhookEvent.received_at <= cutoff)
+            .order_by(WebhookEvent.id)
+            .limit(5000)
+        ).all()
+        stuck = session.execute(
+            select(Order.id, Order.state, Order.generation)
+            .where(
+                Order.state.in_((states.READY, states.PUSHING, states.CANCEL_REQUESTED)),
+                Order.updated_at <= cutoff,
+            )
+            .limit(5000)
+        ).all()
+    events = sum(1 for event_id in event_ids if enqueue_event(runtime, event_id))
+    follow_ups = [
+        FollowUp("cancel" if state == states.CANCEL_REQUESTED else "push", order_id, generation)
+        for order_id, state, generation in stuck
+    ]
+    before = len(runtime.queue("orders"))
+    enqueue_follow_ups(runtime, follow_ups)
+    orders = len(runtime.queue("orders")) - before
+    if events or orders:
+        log.warning("sweep re-enqueued %d events and %d orders whose jobs were lost", events, orders)
+    return {"events": events, "orders": max(orders, 0)}
