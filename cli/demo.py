@@ -17,6 +17,7 @@ from typing import Any
 import click
 import requests
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from integrations.shopify.webhooks import sign
@@ -92,6 +93,7 @@ def demo_order(order_id: int, customer: tuple[str, ...]) -> dict[str, Any]:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--url", default=None, help="The running service (default: RELAIS_PUBLIC_URL or http://127.0.0.1:5000).")
 @click.option("--orders", "count", default=3, show_default=True)
 @click.option("--timeout", default=90, show_default=True, help="Seconds to watch before giving up.")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import or_, select
 
 from jobs.maintenance import enqueue_event, sweep
 from store.db import transaction
 from store.models import Order, WebhookEvent
 
-
-@click.group()
-def orders() -> None:
-    """Inspect orders."""
+orders = AppGroup("orders", help="Inspect orders.")
 
 
 @orders.command("list")
@@ -64,9 +62,7 @@ def show(ident: str) -> None:
             click.echo(f"    {t.at:%Y-%m-%d %H:%M:%S} {t.from_state or '-'} → {t.to_state}  {t.reason}")
 
 
-@click.group()
-def events() -> None:
-    """Inspect and replay stored webhook deliveries."""
+events = AppGroup("events", help="Inspect and replay stored webhook deliveries.")
 
 
 @events.command("replay")
@@ -93,6 +89,7 @@ def replay(event_ids: tuple[int, ...], failed: bool) -> None:
 
 
 @click.command("sweep")
+@with_appcontext
 @click.option("--older-than", default=None, type=int, help="Seconds (default RELAIS_SWEEP_AFTER_SECONDS).")
 def sweep_command(older_than: int | None) -> None:
     """Enqueue stored deliveries and stuck orders whose jobs were lost."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,7 @@ def upgrade_database(url: str) -> None:
 
 
 @click.command("migrate")
+@with_appcontext
 def migrate() -> None:
     """Apply database migrations (alembic upgrade head)."""
     upgrade_database(current_app.extensions["relais"].settings.database_url)
@@ -34,6 +37,7 @@ def migrate() -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def worker(burst: bool) -> None:
     """Run the RQ worker pool and the cron scheduler (Procfile ``worker``)."""
@@ -43,6 +47,7 @@ def worker(burst: bool) -> None:
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--port", default=5000, show_default=True)
 def serve(port: int) -> None:
     """Run everything with embedded defaults: web, worker and the sandbox provider; Ctrl-C stops all."""
@@ -72,7 +77,9 @@ def serve(port: int) -> None:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
+    # Ctrl-C reaches the whole process group; SIGTERM (or SIGINT sent to us alone) is relayed.
     signal.signal(signal.SIGTERM, lambda *a: stop())
+    signal.signal(signal.SIGINT, lambda *a: stop())
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -86,3 +93,7 @@ def serve(port: int) -> None:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+        if not settings.redis_url:
+            # The embedded Redis outlives its last client otherwise; save its data and stop it.
+            with contextlib.suppress(Exception):  # already gone is fine
+                runtime.redis.shutdown(save=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from integrations import fulfilment, platforms
@@ -23,9 +24,7 @@ def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
     return result
 
 
-@click.group()
-def shop() -> None:
-    """Register and list shops."""
+shop = AppGroup("shop", help="Register and list shops.")
 
 
 @shop.command("add")

@@ -25,7 +25,7 @@ LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobS
 def job_is_live(runtime: Runtime, job_id: str) -> bool:
     """True while a job with this id is waiting, scheduled for a retry, or running."""
     try:
-        job = Job.fetch(job_id, connection=runtime.redis, serializer=runtime.queue("webhooks").serializer)
+        job = Job.fetch(job_id, connection=runtime.redis)
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
@@ -38,7 +38,7 @@ def enqueue_once(runtime: Runtime, queue: str, func: str, *args: Any, job_id: st
         return False
     q = runtime.queue(queue)
     try:
-        old = Job.fetch(job_id, connection=runtime.redis, serializer=q.serializer)
+        old = Job.fetch(job_id, connection=runtime.redis)
         old.delete()  # finished or failed long ago: make room for a fresh run
     except NoSuchJobError:
         pass

@@ -57,13 +57,15 @@ class Runtime:
     _queues: dict[str, Queue] = field(default_factory=dict)
 
     def queue(self, name: str) -> Queue:
-        """The RQ queue ``name`` on this runtime's Redis (JSON serializer: jobs carry ids only)."""
+        """The RQ queue ``name`` on this runtime's Redis.
+
+        RQ's default serializer, because RQ's cron scheduler enqueues with it and offers no other;
+        every job still carries ids only, so nothing but ints and strings is ever serialized.
+        """
         if name not in QUEUES:
             raise ValueError(f"unknown queue {name!r}")
         if name not in self._queues:
-            from rq.serializers import JSONSerializer
-
-            self._queues[name] = Queue(name, connection=self.redis, serializer=JSONSerializer)
+            self._queues[name] = Queue(name, connection=self.redis)
         return self._queues[name]
 
 

@@ -15,7 +15,6 @@ import multiprocessing
 import signal
 import sys
 
-from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, Worker
 from rq.worker_pool import WorkerPool
 
@@ -67,7 +66,6 @@ def main(burst: bool = False) -> None:
             connection=runtime.redis,
             num_workers=settings.worker_processes,
             worker_class=worker_class,
-            serializer=JSONSerializer,
         )
         pool.start(burst=burst, logging_level=settings.log_level)
     finally:

@@ -139,7 +139,7 @@ def drain(runtime: Runtime, timeout: float = 30.0, horizon: float = 15.0) -> Non
     """Run every queued job in this process, and retries scheduled within ``horizon`` seconds,
     until none is left (jobs scheduled further out, e.g. a slow sandbox shipment, are left)."""
     queues = [runtime.queue(name) for name in QUEUES]
-    worker = SimpleWorker(queues, connection=runtime.redis, serializer=queues[0].serializer)
+    worker = SimpleWorker(queues, connection=runtime.redis)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.work(burst=True, logging_level="WARNING")
