@@ -47,8 +47,8 @@ class Settings:
     push_max_retries: int = 8
     retry_backoff: tuple[int, ...] = (10, 30, 60, 180, 600, 1800, 3600, 7200)
     sweep_after_seconds: int = 60
-    worker_processes: int = 6
-    worker_class: str = "fork"  # fork: a work-horse per job (isolation); simple: no fork (speed)
+    worker_processes: int = 8
+    worker_class: str = "simple"  # simple: no fork (speed, see jobs/worker.py); fork: a horse per job
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests use it)."""
@@ -180,6 +180,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         push_max_retries=_int(env, "RELAIS_PUSH_MAX_RETRIES", 8),
         retry_backoff=_int_list(env, "RELAIS_RETRY_BACKOFF", (10, 30, 60, 180, 600, 1800, 3600, 7200)),
         sweep_after_seconds=_int(env, "RELAIS_SWEEP_AFTER_SECONDS", 60),
-        worker_processes=_int(env, "RELAIS_WORKER_PROCESSES", 6),
-        worker_class=_choice(env, "RELAIS_WORKER_CLASS", ("fork", "simple"), "fork"),
+        worker_processes=_int(env, "RELAIS_WORKER_PROCESSES", 8),
+        worker_class=_choice(env, "RELAIS_WORKER_CLASS", ("fork", "simple"), "simple"),
     )

@@ -24,7 +24,7 @@ from jobs.queues import attempts_so_far, enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
 from store import orders as order_store
 from store.db import transaction
-from store.models import FulfilmentAttempt, Order, Shop
+from store.models import Order, Shop
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _fail(runtime: Runtime, order_id: int, reason: str, attempt: dict[str, objec
         row = order_store.get_for_update(session, order_id)
         if row is None:
             return
-        row.attempts.append(FulfilmentAttempt(**attempt))  # type: ignore[arg-type]
+        order_store.attempt(row, **attempt)
         row.failure_reason = reason
         order_store.transition(row, states.FAILED, reason)
 
@@ -170,13 +170,12 @@ def push_order(order_id: int) -> Retry | str:
             return "gone"
         row.provider_order_id = ref.provider_order_id
         row.failure_reason = None
-        row.attempts.append(
-            FulfilmentAttempt(
-                action="create",
-                reference=reference,
-                outcome="duplicate" if ref.duplicate else "ok",
-                detail={"provider_order_id": ref.provider_order_id},
-            )
+        order_store.attempt(
+            row,
+            action="create",
+            reference=reference,
+            outcome="duplicate" if ref.duplicate else "ok",
+            detail={"provider_order_id": ref.provider_order_id},
         )
         if row.state == states.PUSHING:
             order_store.transition(row, states.PUSHED, f"accepted by {provider.name} as order {ref.provider_order_id}")
@@ -190,7 +189,7 @@ def _record_attempt(runtime: Runtime, order_id: int, attempt: dict[str, object])
     with transaction(runtime.sessions) as session:
         row = order_store.get_for_update(session, order_id)
         if row is not None:
-            row.attempts.append(FulfilmentAttempt(**attempt))  # type: ignore[arg-type]
+            order_store.attempt(row, **attempt)
 
 
 def cancel_order(order_id: int) -> Retry | str:
@@ -238,7 +237,7 @@ def cancel_order(order_id: int) -> Retry | str:
         if row is None:
             return "gone"
         if result is None:
-            row.attempts.append(FulfilmentAttempt(**attempt, outcome="too_late", detail={"error": reason}))
+            order_store.attempt(row, **attempt, outcome="too_late", detail={"error": reason})
             order_store.transition(row, states.CANCEL_TOO_LATE, f"{provider.name}: {reason}")
             return states.CANCEL_TOO_LATE
         detail = {
@@ -246,7 +245,7 @@ def cancel_order(order_id: int) -> Retry | str:
             "message": result.message,
             "shipments": [s.__dict__ for s in result.shipments],
         }
-        row.attempts.append(FulfilmentAttempt(**attempt, outcome=result.outcome, detail=detail))
+        order_store.attempt(row, **attempt, outcome=result.outcome, detail=detail)
         to_state = {
             "cancelled": states.CANCELLED,
             "too_late": states.CANCEL_TOO_LATE,

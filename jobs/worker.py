@@ -1,15 +1,19 @@
-"""The worker process (Procfile ``worker``): a pool of RQ workers plus the cron scheduler.
+"""The worker process (Procfile ``worker``): a pool of RQ workers plus RQ's cron scheduler.
 
-Job modules, Flask-free, are imported here once, before the pool forks, so that neither a worker
-nor the work-horse it forks per job pays for imports (RQ measured ~15 jobs/s per worker when
-each job imported Flask-sized modules, ~86 with light ones). Each worker forks a horse per job,
-which isolates a crashing or leaking job; the number of workers is what lets slow provider calls
-overlap: at 100 ms per call, 6 workers give ~50 pushes/s while staying well under 512 MB, as
-the pool shares the parent's pages copy-on-write.
+The worker model was chosen by measurement (``bench/worker_throughput.py``, 2 cores, a provider
+answering in 100 ms, PostgreSQL): RQ's forking ``Worker`` (a work-horse per job) reached only
+~12 orders/s with 6 workers, the fork of a process holding SQLAlchemy, requests and marshmallow
+costing more than the job itself; ``SimpleWorker`` (no fork) reached ~39 orders/s with 6 and
+above 50 with 8, inside 512 MB. So the default is ``SimpleWorker`` x 8, each recycled after
+``RECYCLE_AFTER_JOBS`` jobs (the pool starts a fresh one) so that a slow leak cannot grow
+without bound; the forking model stays one setting away (RELAIS_WORKER_CLASS=fork) where
+isolation matters more than speed. Job modules are imported once here, before the pool forks
+its workers, so no worker pays for imports.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -38,6 +42,17 @@ def preload() -> None:
     platforms.check()
 
 
+RECYCLE_AFTER_JOBS = 5000
+
+
+class RecyclingWorker(SimpleWorker):
+    """A ``SimpleWorker`` that exits after ``RECYCLE_AFTER_JOBS`` jobs; the pool replaces it."""
+
+    def work(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("max_jobs", RECYCLE_AFTER_JOBS)
+        return super().work(*args, **kwargs)
+
+
 def _run_cron() -> None:
     from jobs.cron import build_scheduler
     from jobs.runtime import get_runtime
@@ -53,12 +68,16 @@ def main(burst: bool = False) -> None:
     set_runtime(runtime)
     preload()
     runtime.engine.dispose()  # no connection may cross a fork
+    # Move everything imported so far out of the collector's reach: forked children then share
+    # these pages instead of copying them when the GC touches their headers.
+    gc.collect()
+    gc.freeze()
 
     cron = None
     if not burst:
         cron = multiprocessing.get_context("fork").Process(target=_run_cron, name="relais-cron", daemon=True)
         cron.start()
-    worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
+    worker_class = RecyclingWorker if settings.worker_class == "simple" else Worker
     log.info("starting %d %s workers on %s", settings.worker_processes, worker_class.__name__, ", ".join(QUEUES))
     try:
         pool = WorkerPool(

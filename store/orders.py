@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, object_session
 
 from integrations import model
-from store.models import Order, OrderLine, OrderTransition, utcnow
+from store.models import FulfilmentAttempt, Order, OrderLine, OrderTransition, utcnow
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -20,13 +20,17 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def transition(order: Order, to_state: str, reason: str = "", event_id: int | None = None) -> None:
-    """Move ``order`` to ``to_state`` and record the change (same transaction as the outcome)."""
-    if order.state == to_state and order.history:
+    """Move ``order`` to ``to_state`` and record the change (same transaction as the outcome).
+
+    The history row is attached through its many-to-one side, so adding a line never loads the
+    order's whole history.
+    """
+    persistent = inspect(order).persistent
+    if persistent and order.state == to_state:
         return
-    order.history.append(
-        OrderTransition(
-            from_state=order.state if order.history else None, to_state=to_state, reason=reason, event_id=event_id
-        )
+    from_state = order.state if persistent else None
+    _add(
+        order, OrderTransition(order=order, from_state=from_state, to_state=to_state, reason=reason, event_id=event_id)
     )
     order.state = to_state
     order.updated_at = utcnow()
@@ -34,9 +38,22 @@ def transition(order: Order, to_state: str, reason: str = "", event_id: int | No
 
 def note(order: Order, reason: str, event_id: int | None = None) -> None:
     """Record something that happened without a state change (shown on the timeline)."""
-    order.history.append(
-        OrderTransition(from_state=order.state, to_state=order.state, reason=reason, event_id=event_id)
+    _add(
+        order,
+        OrderTransition(order=order, from_state=order.state, to_state=order.state, reason=reason, event_id=event_id),
     )
+
+
+def attempt(order: Order, **fields: object) -> None:
+    """Record one provider call about the order (without loading the earlier ones)."""
+    _add(order, FulfilmentAttempt(order=order, **fields))
+
+
+def _add(order: Order, child: object) -> None:
+    # SQLAlchemy 2 no longer cascades a backref assignment into the session: add it explicitly.
+    session = object_session(order)
+    if session is not None:
+        session.add(child)
 
 
 def get_for_update(session: Session, order_id: int) -> Order | None:
