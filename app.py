@@ -7,6 +7,7 @@ from flask import Flask
 from config import Settings, load_settings
 from config.logging import configure_logging
 from integrations import fulfilment, platforms
+from integrations.errors import WebhookRejected
 from jobs.runtime import Runtime, build_runtime, set_runtime
 
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from web import health, sandbox, webhooks
 
+    app.register_error_handler(WebhookRejected, webhooks.rejected)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(sandbox.blueprint, url_prefix="/sandbox")
@@ -36,10 +38,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
-def _lazy_app() -> Flask:
-    return create_app()
-
-
 class _LazyApp:
     """``app`` for gunicorn (``gunicorn app:app``), built on first use so importing is cheap."""
 
@@ -47,7 +45,7 @@ class _LazyApp:
 
     def _get(self) -> Flask:
         if self._app is None:
-            self._app = _lazy_app()
+            self._app = create_app()
         return self._app
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]

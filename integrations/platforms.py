@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,24 @@ class TrackingWrite:
     created: bool  # False when an existing one was found and reused
 
 
+@dataclass(frozen=True)
+class StockChange:
+    """One SKU's quantity to show, with what we believe the shop holds now (None: unknown)."""
+
+    sku: str
+    quantity: int
+    expected: int | None = None
+
+
+@dataclass(frozen=True)
+class StockWrite:
+    """What a platform did with one sync's changes: written SKUs, and skipped ones with why."""
+
+    written: Mapping[str, int]
+    skipped: Mapping[str, str]  # sku → reason: unknown SKU, duplicate SKU, not managed, refused: …
+    calls: int = 0
+
+
 class Platform(abc.ABC):
     """A shop platform as the pipeline uses it."""
 
@@ -78,6 +96,10 @@ class Platform(abc.ABC):
     ) -> TrackingWrite:
         """Record a parcel and its tracking on the shop, exactly once (later issue)."""
         raise NotImplementedError(f"{self.name} tracking write-back is not implemented yet")
+
+    def write_stock(self, location_id: str, changes: Sequence[StockChange], idempotency_key: str) -> StockWrite:
+        """Set the available quantity of each SKU at ``location_id`` (the stock issue)."""
+        raise NotImplementedError(f"{self.name} stock write is not implemented yet")
 
     def orders_modified_since(self, since: datetime) -> Iterable[Order]:
         """Orders changed since ``since`` (reconciliation of missed webhooks)."""

@@ -12,6 +12,7 @@ import logging
 from marshmallow import ValidationError
 
 from integrations import fulfilment, platforms
+from jobs import lifecycle, stock
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for, provider_for
 from jobs.runtime import Runtime, get_runtime
@@ -37,17 +38,25 @@ def process_event(event_id: int) -> str:
         shop = session.get(Shop, event.shop_id) if event.shop_id else None
         if shop is None:
             return _finish(event, "ignored", "no shop for this delivery")
-        if shop.status != "active":
+        kind = _kind(event)
+        # Lifecycle deliveries (uninstall, redact) must be handled whatever the shop's status:
+        # shop/redact arrives 48 hours after the uninstall. Everything else stops with the shop.
+        if shop.status != "active" and kind != "lifecycle":
             return _finish(event, "ignored", f"shop is {shop.status}")
         try:
-            if event.source in platforms.PLATFORMS:
-                outcome = _platform_event(runtime, session, shop, event, follow_ups)
-            elif event.source in fulfilment.PROVIDERS:
-                provider = provider_for(runtime, shop)
-                parsed = provider.parse_webhook(event.headers, event.body)
+            if kind == "order":
+                order_event = platform_for(runtime, shop).parse_order_event(event.topic, event.body)
+                follow_ups.extend(apply_order_event(session, shop, order_event, event.id))
+                outcome = "applied" + (f", {follow_ups[-1].kind} queued" if follow_ups else "")
+            elif kind == "lifecycle":
+                outcome = lifecycle.handle_event(runtime, session, shop, event)
+            elif kind == "inventory":
+                outcome = stock.handle_catalogue_event(runtime, session, shop, event)
+            elif kind == "provider":
+                parsed = provider_for(runtime, shop).parse_webhook(event.headers, event.body)
                 outcome = apply_provider_event(session, shop, parsed, event.id, after_commit)
             else:
-                outcome = f"unknown source {event.source}"
+                outcome = f"stored ({kind})"
         except (ValidationError, ValueError) as exc:
             # A payload we cannot read will not become readable by retrying: keep it, say why.
             log.warning("event %s: unreadable payload: %s", event_id, exc)
@@ -58,15 +67,13 @@ def process_event(event_id: int) -> str:
     return outcome
 
 
-def _platform_event(runtime: Runtime, session, shop: Shop, event: WebhookEvent, follow_ups: list[FollowUp]) -> str:  # type: ignore[no-untyped-def]
-    platform = platform_for(runtime, shop)
-    kind = platform.event_kind(event.topic)
-    if kind != "order":
-        # Lifecycle, compliance and inventory topics are stored for the issues that handle them.
-        return f"stored ({kind})"
-    order_event = platform.parse_order_event(event.topic, event.body)
-    follow_ups.extend(apply_order_event(session, shop, order_event, event.id))
-    return "applied" + (f", {follow_ups[-1].kind} queued" if follow_ups else "")
+def _kind(event: WebhookEvent) -> str:
+    """``order``, ``lifecycle``, ``inventory``, ``provider`` or ``ignored``, from source and topic."""
+    if event.source in fulfilment.PROVIDERS:
+        return "provider"
+    if event.source in platforms.PLATFORMS:
+        return platforms.get(event.source).event_kind(event.topic)
+    return "ignored"
 
 
 def _enqueue_after_commit(runtime: Runtime, shipment_ids: list[str]) -> None:

@@ -43,13 +43,13 @@ KEPT_HEADERS = (
 )
 
 
-@blueprint.errorhandler(WebhookRejected)
-def _rejected(error: WebhookRejected):  # type: ignore[no-untyped-def]
+def rejected(error: WebhookRejected):  # type: ignore[no-untyped-def]
+    """Every receiver's refusals, as JSON with the error's status (registered app-wide)."""
     log.info("webhook rejected (%s): %s", error.status, error)
     return jsonify(error=str(error)), error.status
 
 
-def _raw_body() -> bytes:
+def raw_body() -> bytes:
     limit = runtime().settings.max_webhook_bytes
     if request.content_length is not None and request.content_length > limit:
         raise WebhookRejected(f"body over {limit} bytes", 413)
@@ -62,7 +62,7 @@ def _raw_body() -> bytes:
     return body
 
 
-def _require_json_object(body: bytes) -> None:
+def require_json_object(body: bytes) -> None:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError):
@@ -75,8 +75,9 @@ def _kept_headers() -> dict[str, str]:
     return {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
 
 
-def _store(source: str, delivery_key: str, shop_id: int, topic: str, body: bytes) -> tuple[int, bool]:
-    """Insert the inbox row and commit; (id, created). A repeat delivery returns the first row."""
+def store_delivery(source: str, delivery_key: str, shop_id: int, topic: str, body: bytes) -> tuple[int, bool]:
+    """Insert the inbox row and commit; (id, needs a job). A repeat delivery returns the first row,
+    needing a job again only if the first one was never enqueued. Every receiver uses this."""
     rt = runtime()
     with rt.sessions() as session:
         event = WebhookEvent(
@@ -96,7 +97,7 @@ def _store(source: str, delivery_key: str, shop_id: int, topic: str, body: bytes
         return existing.id, existing.status == "received"
 
 
-def _enqueue(event_id: int) -> None:
+def enqueue_stored(event_id: int) -> None:
     try:
         enqueue_event(runtime(), event_id)
     except Exception:
@@ -107,7 +108,7 @@ def _enqueue(event_id: int) -> None:
 def shopify():  # type: ignore[no-untyped-def]
     """Shopify deliveries for every installed shop (the app's secret signs them all)."""
     settings = runtime().settings
-    body = _raw_body()
+    body = raw_body()
     signature = shopify_webhooks.header(request.headers, "Hmac-Sha256")
     secrets = (settings.shopify_api_secret, settings.shopify_api_secret_previous)
     if not shopify_webhooks.verify(secrets, body, signature):
@@ -117,7 +118,7 @@ def shopify():  # type: ignore[no-untyped-def]
     webhook_id = shopify_webhooks.header(request.headers, "Webhook-Id")
     if not (topic and domain and webhook_id):
         raise WebhookRejected("missing topic, shop domain or webhook id header", 400)
-    _require_json_object(body)
+    require_json_object(body)
     with runtime().sessions() as session:
         shop = session.execute(
             select(Shop).where(Shop.platform == "shopify", Shop.domain == domain)
@@ -127,9 +128,9 @@ def shopify():  # type: ignore[no-untyped-def]
         shop_id = shop.id
     if topic not in shopify_webhooks.ACCEPTED_TOPICS:
         return jsonify(status="ignored", reason=f"topic {topic} not handled"), 200
-    event_id, needs_job = _store("shopify", f"{domain}:{webhook_id}", shop_id, topic, body)
+    event_id, needs_job = store_delivery("shopify", f"{domain}:{webhook_id}", shop_id, topic, body)
     if needs_job:
-        _enqueue(event_id)
+        enqueue_stored(event_id)
     return jsonify(status="accepted", event_id=event_id), 200
 
 
@@ -141,7 +142,7 @@ def provider_webhook(provider: str, shop_id: int | None = None):  # type: ignore
         cls = fulfilment.get(provider)
     except ConfigError:
         raise WebhookRejected(f"unknown provider {provider}", 404) from None
-    body = _raw_body()
+    body = raw_body()
     delivery_id = cls.webhook_delivery_id(request.headers)
     if not delivery_id:
         raise WebhookRejected("missing delivery id header", 401)
@@ -157,9 +158,9 @@ def provider_webhook(provider: str, shop_id: int | None = None):  # type: ignore
             raise WebhookRejected("unknown shop for this provider", 401)
         adapter = provider_for(rt, shop)
     adapter.verify_webhook(request.headers, body)
-    _require_json_object(body)
+    require_json_object(body)
     topic = cls.webhook_topic(request.headers, body) or "unknown"
-    event_id, needs_job = _store(provider, f"{shop_id}:{delivery_id}", shop_id, topic, body)
+    event_id, needs_job = store_delivery(provider, f"{shop_id}:{delivery_id}", shop_id, topic, body)
     if needs_job:
-        _enqueue(event_id)
+        enqueue_stored(event_id)
     return jsonify(status="accepted", event_id=event_id), 200
