@@ -13,11 +13,16 @@ from integrations.errors import ConfigError
 from store.crypto import Vault
 from store.models import Shop
 
+# Per-shop settings (JSON on the shop row); every module reads these names.
 DEFAULT_SETTINGS: dict[str, Any] = {
     "push_on": "paid",  # paid | created
-    "notify_customer": True,
+    "notify_customer": True,  # the customer gets the platform's shipping e-mail with tracking
+    "location_id": "",  # the shop location the provider's stock and shipments belong to (Shopify: a GID)
     "stock_interval_minutes": 5,
-    "safety_buffer": 0,
+    "safety_buffer": 0,  # units held back from every SKU's available quantity
+    "sku_buffers": {},  # per-SKU override of safety_buffer: {"SKU": n}
+    "hold_tags": [],  # orders carrying one of these tags are held for the merchant
+    "hold_high_risk": False,  # hold orders the platform marks as high fraud risk
 }
 
 
