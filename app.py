@@ -25,12 +25,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes + 1024)
     app.extensions["relais"] = runtime
 
-    from web import health, sandbox, webhooks
+    from web import health, sandbox, sandbox_shop, webhooks
 
     app.register_error_handler(WebhookRejected, webhooks.rejected)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(sandbox.blueprint, url_prefix="/sandbox")
+    app.register_blueprint(sandbox_shop.blueprint)
+    from web import woocommerce
+
+    app.register_blueprint(woocommerce.blueprint)
+    from web import install
+    from web import settings as settings_page
+
+    app.register_blueprint(install.blueprint)
+    app.register_blueprint(settings_page.blueprint)
 
     from cli import register_commands
 

@@ -16,3 +16,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(serve.worker)
     app.cli.add_command(serve.migrate)
     app.cli.add_command(demo.demo)
+
+    from cli import stock
+
+    app.cli.add_command(stock.stock)

@@ -24,6 +24,8 @@ from integrations.shopify.webhooks import sign
 from store.db import transaction
 from store.models import Order, Shop
 from store.shops import upsert_shop
+from web.app_session import LINK_LIFETIME, signed_link
+from web.sandbox_shop import SANDBOX_LOCATION
 
 DEMO_SHOP = "relais-demo.myshopify.com"
 CUSTOMERS = [
@@ -97,7 +99,8 @@ def demo_order(order_id: int, customer: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--url", default=None, help="The running service (default: RELAIS_PUBLIC_URL or http://127.0.0.1:5000).")
 @click.option("--orders", "count", default=3, show_default=True)
 @click.option("--timeout", default=90, show_default=True, help="Seconds to watch before giving up.")
-def demo(url: str | None, count: int, timeout: int) -> None:
+@click.option("--platform", default="shopify", type=click.Choice(["shopify", "woocommerce"]), show_default=True)
+def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
     """Send signed sample orders to the running service and print each order's journey."""
     runtime = current_app.extensions["relais"]
     settings = runtime.settings
@@ -108,14 +111,20 @@ def demo(url: str | None, count: int, timeout: int) -> None:
         raise click.ClickException(
             f"no Relais answering at {base} ({exc}); start it first (README, first command)"
         ) from None
+    if platform == "woocommerce":
+        from cli import demo_woocommerce
+
+        demo_woocommerce.run(runtime, base, count, timeout)
+        return
     with transaction(runtime.sessions) as session:
         shop = session.execute(
             select(Shop).where(Shop.platform == "shopify", Shop.domain == DEMO_SHOP)
         ).scalar_one_or_none()
         if shop is None:
-            shop = upsert_shop(
-                session, runtime.vault, "shopify", DEMO_SHOP, {"access_token": "shpat_demo"}, "sandbox", {}
-            )
+            # The demo shop writes its tracking back to the built-in sandbox shop (web/sandbox_shop.py).
+            credentials = {"access_token": "shpat_demo", "sandbox_shop": True}
+            demo_settings = {"location_id": SANDBOX_LOCATION}
+            shop = upsert_shop(session, runtime.vault, "shopify", DEMO_SHOP, credentials, "sandbox", {}, demo_settings)
             click.echo(f"registered demo shop {DEMO_SHOP} (id {shop.id}) with the sandbox provider")
         shop_id = shop.id
     ids = []
@@ -135,6 +144,9 @@ def demo(url: str | None, count: int, timeout: int) -> None:
         click.echo(f"sent orders/paid {payload['name']} ({order_id}) → HTTP {response.status_code}")
         ids.append(str(order_id))
     _watch(runtime, shop_id, ids, timeout)
+    # The merchant's view of these orders, outside Shopify's admin: a signed link that expires.
+    link = signed_link(settings.with_(public_url=base), shop_id)
+    click.echo(f"settings page of {DEMO_SHOP} (valid {LINK_LIFETIME // 3600} h): {link}")
 
 
 def _watch(runtime, shop_id: int, ids: list[str], timeout: int) -> None:  # type: ignore[no-untyped-def]

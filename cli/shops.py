@@ -12,6 +12,7 @@ from integrations.errors import ConfigError
 from store.db import transaction
 from store.models import Shop
 from store.shops import upsert_shop
+from web.sandbox_shop import SANDBOX_LOCATION
 
 
 def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
@@ -34,8 +35,21 @@ shop = AppGroup("shop", help="Register and list shops.")
 @click.option("--provider", default="sandbox", type=click.Choice(fulfilment.names()), show_default=True)
 @click.option("--provider-option", "provider_options", multiple=True, help="Provider setting KEY=VALUE (repeatable).")
 @click.option("--setting", "settings", multiple=True, help="Shop setting KEY=VALUE, e.g. push_on=created.")
+@click.option("--sandbox-shop", is_flag=True, help="Development: write back to the built-in sandbox shop, not Shopify.")
+@click.option("--consumer-key", default="", help="WooCommerce REST API consumer key (ck_...).")
+@click.option("--consumer-secret", default="", help="WooCommerce REST API consumer secret (cs_...).")
+@click.option("--webhook-secret", default="", help="WooCommerce: the secret the store's webhooks are signed with.")
 def add(
-    platform: str, domain: str, token: str, provider: str, provider_options: tuple[str, ...], settings: tuple[str, ...]
+    platform: str,
+    domain: str,
+    token: str,
+    provider: str,
+    provider_options: tuple[str, ...],
+    settings: tuple[str, ...],
+    sandbox_shop: bool,
+    consumer_key: str,
+    consumer_secret: str,
+    webhook_secret: str,
 ) -> None:
     """Register (or update) a shop and its provider; secrets are stored encrypted."""
     runtime = current_app.extensions["relais"]
@@ -43,15 +57,28 @@ def add(
     shop_settings: dict[str, object] = dict(parse_pairs(settings, "--setting"))
     if "notify_customer" in shop_settings:
         shop_settings["notify_customer"] = str(shop_settings["notify_customer"]).lower() in ("1", "true", "yes", "on")
+    credentials: dict[str, object] = {"access_token": token}
+    if sandbox_shop:
+        credentials = {"access_token": token or "sandbox", "sandbox_shop": True}
+        shop_settings.setdefault("location_id", SANDBOX_LOCATION)
+    if platform == "woocommerce":
+        from integrations.woocommerce.connect import manual_credentials
+
+        try:
+            domain, woo = manual_credentials(domain, consumer_key, consumer_secret, webhook_secret)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        credentials = dict(woo)
+        shop_settings.setdefault("location_id", "store")  # WooCommerce: one stock figure per product
     try:
         with transaction(runtime.sessions) as session:
-            row = upsert_shop(
-                session, runtime.vault, platform, domain, {"access_token": token}, provider, options, shop_settings
-            )
+            row = upsert_shop(session, runtime.vault, platform, domain, credentials, provider, options, shop_settings)
             shop_id, shop_domain = row.id, row.domain
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"shop {shop_id}: {platform} {shop_domain} → {provider}")
+    if platform == "woocommerce":
+        click.echo(f"webhook delivery URL: {runtime.settings.public_url.rstrip('/')}/webhooks/woocommerce/{shop_id}")
 
 
 @shop.command("list")

@@ -53,6 +53,7 @@ class Order:
     contact: Contact = field(default_factory=Contact)
     tags: tuple[str, ...] = ()
     created_at: datetime | None = None
+    high_risk: bool = False  # the platform flags it as a likely fraud (shop rule hold_high_risk)
 
     @property
     def shippable_lines(self) -> tuple[Line, ...]:

@@ -57,20 +57,50 @@ class TrackingWrite:
 
 @dataclass(frozen=True)
 class StockChange:
-    """One SKU's quantity to show, with what we believe the shop holds now (None: unknown)."""
+    """One SKU's quantity to show, with what we believe the shop holds now (None: unknown).
+
+    ``item_id`` is the platform's own id of the SKU's stock record, as ``stock_items`` returned it
+    ("" when the caller has no map: the adapter then looks the SKU up itself).
+    """
 
     sku: str
     quantity: int
     expected: int | None = None
+    item_id: str = ""
 
 
 @dataclass(frozen=True)
 class StockWrite:
-    """What a platform did with one sync's changes: written SKUs, and skipped ones with why."""
+    """What a platform did with one sync's changes: written SKUs, and skipped ones with why.
+
+    ``stale``: SKUs not written because the shop did not hold ``expected``, with the quantity it
+    holds now (read back after the refusal); the caller decides what to write instead.
+    """
 
     written: Mapping[str, int]
     skipped: Mapping[str, str]  # sku → reason: unknown SKU, duplicate SKU, not managed, refused: …
     calls: int = 0
+    stale: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StockItem:
+    """One item of the shop's catalogue as the stock sync maps it (see ``Platform.stock_items``)."""
+
+    sku: str
+    item_id: str  # the platform's id of the item's stock record (Shopify: InventoryItem GID)
+    managed: bool = True  # the platform tracks this item's quantity
+    quantity: int | None = None  # what the shop shows at the location asked for; None: not stocked there
+
+
+@dataclass(frozen=True)
+class CatalogueChange:
+    """What a product / inventory-item delivery says changed: SKUs and items to look up again,
+    and items the shop deleted (see ``Platform.catalogue_change``)."""
+
+    skus: frozenset[str] = frozenset()
+    item_ids: frozenset[str] = frozenset()  # same ids as ``StockItem.item_id``
+    deleted_item_ids: frozenset[str] = frozenset()
 
 
 class Platform(abc.ABC):
@@ -94,20 +124,75 @@ class Platform(abc.ABC):
     def write_tracking(
         self, order_platform_id: str, shipment: Shipment, lines: Iterable[Mapping[str, Any]]
     ) -> TrackingWrite:
-        """Record a parcel and its tracking on the shop, exactly once (later issue)."""
+        """Record a parcel and its tracking on the shop, exactly once.
+
+        ``lines`` are the order's lines (``platform_line_id``, ``sku``, ``quantity``) so the adapter
+        can place the parcel's SKUs on the platform's own line ids. Idempotent: a repeat finds
+        what the first call wrote (by tracking number) and returns it with ``created=False``.
+        """
         raise NotImplementedError(f"{self.name} tracking write-back is not implemented yet")
 
+    def update_tracking(self, order_platform_id: str, platform_fulfilment_id: str, shipment: Shipment) -> TrackingWrite:
+        """Correct the tracking (number, carrier, URL) of a parcel written before."""
+        raise NotImplementedError(f"{self.name} tracking correction is not implemented yet")
+
     def write_stock(self, location_id: str, changes: Sequence[StockChange], idempotency_key: str) -> StockWrite:
-        """Set the available quantity of each SKU at ``location_id`` (the stock issue)."""
+        """Set the available quantity of each change's item at ``location_id``, as one sync run's write.
+
+        Compare-and-set: a change whose ``expected`` is not None is written only if the shop holds
+        exactly ``expected``; otherwise nothing is written for it and it comes back in
+        ``StockWrite.stale`` with the quantity the shop holds now. Other refusals (item gone, not
+        managed) come back in ``skipped`` with the reason. ``idempotency_key`` is
+        ``<sync run id>-<attempt>-<nonce>``: a platform with idempotent writes derives one key per
+        request from it, so re-sending a request whose answer was lost changes nothing more.
+        Raises ``RetryableError`` (nothing or only whole requests written), ``AuthError``.
+        """
         raise NotImplementedError(f"{self.name} stock write is not implemented yet")
+
+    def stock_items(self, location_id: str, skus: Sequence[str] | None = None) -> list[StockItem]:
+        """The shop's items that carry a SKU, for the SKU map the stock sync writes by.
+
+        Every item (``skus`` None) or only the items whose SKU is in ``skus`` (exact match; an
+        unknown SKU is simply absent). Items sharing a SKU are each listed: the caller reports the
+        duplicate and never guesses. ``quantity`` is what the shop shows as available at
+        ``location_id`` (a platform with a single stock figure ignores the location), None when
+        the item is not stocked there; ``managed`` False when the platform does not track the
+        item's stock (the sync then leaves it alone). Raises ``RetryableError``, ``AuthError``.
+        """
+        raise NotImplementedError(f"{self.name} SKU map is not implemented yet")
+
+    def catalogue_change(self, topic: str, body: bytes) -> CatalogueChange:
+        """Read a stored ``inventory``-kind delivery (``event_kind``) for the SKU map: the SKUs it
+        names (new and current), the ids of the items it is about, and the items it deletes. The
+        stock job then drops deleted items and looks the rest up with ``stock_items``. Raises
+        ``ValueError`` on a payload it cannot read."""
+        raise NotImplementedError(f"{self.name} catalogue deliveries are not implemented yet")
 
     def orders_modified_since(self, since: datetime) -> Iterable[Order]:
         """Orders changed since ``since`` (reconciliation of missed webhooks)."""
         raise NotImplementedError(f"{self.name} reconciliation is not implemented yet")
 
+    def verify_access(self) -> str:
+        """One live call with the stored credentials (after connecting); raises ``AuthError``."""
+        raise NotImplementedError(f"{self.name} access check is not implemented yet")
+
+    def ensure_webhooks(self, rotate_secret: bool = False) -> WebhookReport:
+        """Create, repair or re-activate our webhook subscriptions on the shop. Idempotent."""
+        raise NotImplementedError(f"{self.name} webhook upkeep is not implemented yet")
+
+
+@dataclass
+class WebhookReport:
+    """What a webhook check found and did; ``problems`` are told to the merchant."""
+
+    created: list[str] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
 
 PLATFORMS: dict[str, str] = {
     "shopify": "integrations.shopify.platform:ShopifyPlatform",
+    "woocommerce": "integrations.woocommerce.platform:WooCommercePlatform",
 }
 
 

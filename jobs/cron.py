@@ -12,8 +12,22 @@ SWEEP_INTERVAL = 60  # seconds
 def build_scheduler(runtime: Runtime) -> CronScheduler:
     """Every periodic job Relais runs; one scheduler process per deployment is enough (RQ
     registers each scheduler, and the jobs themselves are idempotent if two ever overlap)."""
-    from jobs import maintenance
+    from jobs import maintenance, polling
 
     scheduler = CronScheduler(connection=runtime.redis, logging_level=runtime.settings.log_level)
     scheduler.register(maintenance.sweep, "maintenance", interval=SWEEP_INTERVAL, name="sweep")
+    scheduler.register(polling.poll_all, "maintenance", interval=polling.POLL_INTERVAL, name="poll-shipments")
+    from jobs import reconcile, shop_setup
+
+    scheduler.register(reconcile.reconcile_all, "maintenance", interval=reconcile.RECONCILE_INTERVAL, name="reconcile")
+    scheduler.register(
+        shop_setup.check_all_webhooks, "maintenance", interval=shop_setup.WEBHOOK_CHECK_INTERVAL, name="webhook-health"
+    )
+    from jobs import tokens
+
+    scheduler.register(tokens.refresh_expiring, "maintenance", interval=tokens.REFRESH_INTERVAL, name="refresh-tokens")
+    from jobs import stock
+
+    # Every minute: enqueue a sync for each shop whose stock_interval_minutes has passed.
+    scheduler.register(stock.enqueue_due, "stock", interval=60, name="stock-sync-due")
     return scheduler

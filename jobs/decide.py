@@ -64,6 +64,45 @@ def decide(order: Order, recorded: Recorded | None, rules: Mapping[str, Any]) ->
     push_on = rules.get("push_on", "paid")
     if push_on == "paid" and not order.paid:
         return Decision(WAIT, states.RECEIVED, "waiting for payment")
-    if order.ship_to is None or not (order.ship_to.address1 and order.ship_to.city and order.ship_to.country_code):
-        return Decision(HOLD, states.HELD, "shipping address is missing or incomplete")
+    reason = hold_reason(order, rules)
+    if reason:
+        return Decision(HOLD, states.HELD, reason)
     return Decision(PUSH, states.READY, "paid" if order.paid else "created (shop pushes on creation)")
+
+
+# Without these no parcel can leave, whatever the shop's rules say.
+ESSENTIAL_ADDRESS_FIELDS = ("address1", "city", "country_code")
+
+
+def hold_reason(order: Order, rules: Mapping[str, Any]) -> str:
+    """Why the shop's hold rules keep this order for the merchant ("" when none applies)."""
+    if order.ship_to is None:
+        return "shipping address is missing"
+    required = dict.fromkeys([*ESSENTIAL_ADDRESS_FIELDS, *rules.get("required_address_fields", ())])
+    blank = [name for name in required if not str(getattr(order.ship_to, name, "") or "").strip()]
+    if blank:
+        return f"shipping address is incomplete: no {', '.join(blank)}"
+    hold_tags = {str(t).strip().lower() for t in rules.get("hold_tags", ()) if str(t).strip()}
+    tagged = sorted(t for t in order.tags if t.strip().lower() in hold_tags)
+    if tagged:
+        return f"tagged {', '.join(tagged)} (a hold tag)"
+    if rules.get("hold_high_risk") and order.high_risk:
+        return "high fraud risk"
+    return ""
+
+
+def release(order: Order, recorded: Recorded, rules: Mapping[str, Any]) -> Decision:
+    """The merchant releases a held order: the shop's hold rules no longer apply to it, but an
+    order that cannot ship (cancelled, nothing to ship, no address at all) is still not pushed."""
+    if recorded.state != states.HELD:
+        return Decision(UPDATE, None, f"order is {recorded.state}, not held")
+    if order.cancelled:
+        return Decision(CANCEL_LOCALLY, states.CANCELLED, "cancelled on the shop before push")
+    if not order.shippable_lines:
+        return Decision(NOTHING_TO_SHIP, states.NO_SHIPPING, "no line needs shipping")
+    if rules.get("push_on", "paid") == "paid" and not order.paid:
+        return Decision(WAIT, states.RECEIVED, "released; waiting for payment")
+    blank = [name for name in ESSENTIAL_ADDRESS_FIELDS if not getattr(order.ship_to, name, "")]
+    if order.ship_to is None or blank:
+        return Decision(HOLD, None, "cannot release: the shipping address lacks " + ", ".join(blank or ["everything"]))
+    return Decision(PUSH, states.READY, "hold released by the merchant")

@@ -17,8 +17,9 @@ from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for, provider_for
 from jobs.runtime import Runtime, get_runtime
 from jobs.shipments import apply_provider_event
+from jobs.tracking import enqueue_write, tracking_key
 from store.db import transaction
-from store.models import Shop, WebhookEvent, utcnow
+from store.models import Shipment, Shop, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,11 @@ def _kind(event: WebhookEvent) -> str:
 
 
 def _enqueue_after_commit(runtime: Runtime, shipment_ids: list[str]) -> None:
-    from jobs.queues import enqueue_once
-
-    for shipment_id in shipment_ids:
-        enqueue_once(
-            runtime, "tracking", "jobs.tracking.write_shipment", int(shipment_id), job_id=f"tracking-{shipment_id}"
-        )
+    with runtime.sessions() as session:
+        for shipment_id in shipment_ids:
+            row = session.get(Shipment, int(shipment_id))
+            if row is not None:
+                enqueue_write(runtime, row.id, row.order_id, tracking_key(row))
 
 
 def _finish(event: WebhookEvent, status: str, outcome: str) -> str:

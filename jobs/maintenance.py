@@ -17,7 +17,8 @@ from jobs import states
 from jobs.orders import FollowUp, enqueue_follow_ups
 from jobs.queues import enqueue_once
 from jobs.runtime import Runtime, get_runtime
-from store.models import Order, WebhookEvent, utcnow
+from jobs.tracking import enqueue_write, tracking_key
+from store.models import Order, Shipment, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,17 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
             .order_by(WebhookEvent.id)
             .limit(5000)
         ).all()
+        unwritten = session.scalars(
+            select(Shipment)
+            .where(
+                Shipment.tracking_number != "",
+                Shipment.status != "cancelled",
+                Shipment.updated_at <= cutoff,
+                Shipment.updated_at >= cutoff - timedelta(days=7),  # older ones need a person, not a sweep
+            )
+            .limit(5000)
+        ).all()
+        parcels = [(s.id, s.order_id, tracking_key(s)) for s in unwritten if s.written_tracking != tracking_key(s)]
         stuck = session.execute(
             select(Order.id, Order.state, Order.generation)
             .where(
@@ -59,6 +71,9 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
             .limit(5000)
         ).all()
     events = sum(1 for event_id in event_ids if enqueue_event(runtime, event_id))
+    tracking = 0
+    for shipment_id, order_id, key in parcels:
+        tracking += enqueue_write(runtime, shipment_id, order_id, key)
     follow_ups = [
         FollowUp("cancel" if state == states.CANCEL_REQUESTED else "push", order_id, generation)
         for order_id, state, generation in stuck
@@ -66,6 +81,6 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
     before = len(runtime.queue("orders"))
     enqueue_follow_ups(runtime, follow_ups)
     orders = len(runtime.queue("orders")) - before
-    if events or orders:
-        log.warning("sweep re-enqueued %d events and %d orders whose jobs were lost", events, orders)
-    return {"events": events, "orders": max(orders, 0)}
+    if events or orders or tracking:
+        log.warning("sweep re-enqueued %d events, %d orders, %d parcels whose jobs were lost", events, orders, tracking)
+    return {"events": events, "orders": max(orders, 0), "tracking": tracking}

@@ -42,8 +42,10 @@ def enqueue_once(runtime: Runtime, queue: str, func: str, *args: Any, job_id: st
         old.delete()  # finished or failed long ago: make room for a fresh run
     except NoSuchJobError:
         pass
+    # RQ refuses unique=True with a rate limit; the liveness check above is then the guard.
+    unique = "rate_limit" not in options
     try:
-        q.enqueue(func, *args, job_id=job_id, unique=True, **options)
+        q.enqueue(func, *args, job_id=job_id, unique=unique, **options)
     except DuplicateJobError:
         return False
     return True

@@ -64,7 +64,7 @@ def apply_provider_event(
         order.shipments.append(row)
     elif STATUS_RANK.get(status, 0) < STATUS_RANK.get(row.status, 0) and event.kind != "tracking_updated":
         return f"shipment already {row.status}"
-    tracking_changed = bool(parcel.tracking_number) and parcel.tracking_number != row.tracking_number
+    before = (row.tracking_number, row.carrier, row.tracking_url)
     row.status = status if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(row.status, 0) else row.status
     row.carrier = parcel.carrier or row.carrier
     row.service = parcel.service or row.service
@@ -74,42 +74,56 @@ def apply_provider_event(
         row.lines = [{"sku": line.sku, "quantity": line.quantity} for line in parcel.lines]
     row.event_time = event_time or row.event_time
     session.flush()
+    tracking_changed = bool(row.tracking_number) and (row.tracking_number, row.carrier, row.tracking_url) != before
     if event.kind in ("on_hold", "exception"):
         order_store.note(
             order, f"provider reports shipment {row.provider_shipment_id} {event.kind}: {parcel.message}", event_id
         )
-    _update_order_state(order, event_id)
+    elif tracking_changed:
+        order_store.note(
+            order,
+            f"parcel {row.provider_shipment_id} shipped by the provider: {row.carrier} {row.tracking_number}",
+            event_id,
+        )
+    update_order_state(order, f"provider reports parcel {row.provider_shipment_id} {row.status}", event_id)
     if tracking_changed and row.status != "cancelled":
         tracking_jobs.append(str(row.id))
     return f"shipment {row.provider_shipment_id} {row.status}"
 
 
-def _update_order_state(order: Order, event_id: int) -> None:
-    if order.state in (states.CANCELLED, states.FAILED):
-        return
-    live = [s for s in order.shipments if s.status != "cancelled"]
-    if not live:
-        return
-    needed = Counter()
+def shipping_state(order: Order) -> str | None:
+    """The order's shipping state from its parcels, or None while none has reached the shop.
+
+    A parcel counts once its tracking is written back to the shop: ``shipped`` when written
+    parcels hold every shippable unit, ``partially_shipped`` before that, ``delivered`` when,
+    on top, the provider reports every one of them delivered.
+    """
+    needed: Counter[str] = Counter()
     for line in order.lines:
         if line.requires_shipping and line.quantity > 0:
             needed[line.sku] += line.quantity
-    sent = Counter()
-    for shipment in live:
-        for line in shipment.lines or []:
+    written = [s for s in order.shipments if s.status != "cancelled" and s.written_at is not None]
+    if not written:
+        return None
+    sent: Counter[str] = Counter()
+    for shipment in written:
+        for line in shipment.written_lines if shipment.written_lines is not None else shipment.lines or []:
             sent[line["sku"]] += int(line["quantity"])
     complete = all(sent[sku] >= qty for sku, qty in needed.items())
-    if complete and all(s.status == "delivered" for s in live):
-        target = states.DELIVERED
-    elif complete:
-        target = states.SHIPPED
-    else:
-        target = states.PARTIALLY_SHIPPED
+    if complete and all(s.status == "delivered" for s in written):
+        return states.DELIVERED
+    return states.SHIPPED if complete else states.PARTIALLY_SHIPPED
+
+
+def update_order_state(order: Order, reason: str, event_id: int | None = None) -> None:
+    """Move the order forward to what its parcels say (never backward, never out of a cancel)."""
+    target = shipping_state(order)
+    if target is None or order.state in (states.CANCELLED, states.FAILED):
+        return
     rank = [states.PUSHED, states.PARTIALLY_SHIPPED, states.SHIPPED, states.DELIVERED]
     if order.state in rank and rank.index(target) <= rank.index(order.state):
         return
     if order.state in states.CANCEL_STATES:
-        order_store.note(order, f"provider shipped while the order is {order.state}", event_id)
+        order_store.note(order, f"{reason} while the order is {order.state}", event_id)
         return
-    n = len(live)
-    order_store.transition(order, target, f"{n} parcel{'s' if n != 1 else ''} reported by the provider", event_id)
+    order_store.transition(order, target, reason, event_id)

@@ -1,13 +1,285 @@
-"""Stock sync (the stock issue implements it): catalogue deliveries refresh the SKU map."""
+"""Stock sync: the provider's stock on the shop, diff-only, batched, never oversold.
+
+``sync_shop(shop_id)`` reads the provider's inventory, works out what the shop should show
+(``jobs.stock_compute``, pure), and writes only where that differs from what we believe the shop
+shows, by compare-and-set. A refused SKU is read back and written again with the shop's own
+unexplained sales kept subtracted (``after_refusal``), up to ``WRITE_ROUNDS`` times. Every run is a
+``StockSyncRun`` row: what it read, wrote and skipped, and why.
+
+Echoes cannot loop: the target is computed from the provider's figures and Relais' orders only.
+Shopify's own quantities are read solely as the basis of the next compare-and-set (SKU map
+reads, read-backs after a refusal), and ``inventory_levels/update`` deliveries, which our writes
+cause, are not subscribed to or routed anywhere (``ShopifyPlatform.event_kind``).
+
+The cron scheduler runs ``enqueue_due`` every minute; it enqueues ``sync_shop`` for each active
+shop whose ``stock_interval_minutes`` has passed, under the job id ``stock-sync-<shop>``, so
+runs of one shop never overlap (a Redis lock also covers ``flask stock sync``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import LockError
+from rq import Retry
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobs.runtime import Runtime
-from store.models import Shop, WebhookEvent
+from integrations.errors import ConfigError, RelaisError, RetryableError
+from integrations.fulfilment.base import FulfilmentProvider
+from integrations.platforms import Platform, StockChange
+from jobs import stock_catalogue
+from jobs.parties import platform_for, provider_for
+from jobs.queues import enqueue_once, next_retry
+from jobs.runtime import Runtime, get_runtime
+from jobs.stock_compute import Buffers, PlannedChange, after_refusal, believed, plan
+from store import stock as stock_store
+from store.db import transaction
+from store.models import Shop, WebhookEvent, utcnow
+from store.orders import as_utc
+from store.shops import DEFAULT_SETTINGS
+from store.stock_models import StockSyncRun
+
+log = logging.getLogger(__name__)
+
+WRITE_ROUNDS = 3  # a SKU refused as stale this many times in one run waits for the next run
+MAP_MAX_AGE = timedelta(hours=24)
+LOCK_SECONDS = 1800
+JOB_TIMEOUT = 1800  # a first sync of a large catalogue builds the whole SKU map
+
+
+@dataclass
+class Outcome:
+    """What one run did, for the CLI and the RQ job result."""
+
+    status: str  # ok | failed | busy | skipped
+    run_id: int | None = None
+    written: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    calls: int = 0
+    message: str = ""
+
+    def __str__(self) -> str:
+        if self.status in ("busy", "skipped"):
+            return f"{self.status}: {self.message}"
+        text = f"run {self.run_id} {self.status}: {self.written} written, {self.unchanged} unchanged, "
+        text += f"{self.skipped} skipped, {self.calls} write call(s)"
+        return text + (f" — {self.message}" if self.message else "")
+
+
+@dataclass
+class _Written:
+    by_location: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # written or read back: beliefs already fresh
+    calls: int = 0
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.by_location.values())
+
+
+def sync_shop(shop_id: int) -> Retry | str:
+    """The RQ job: one sync of one shop. Idempotent: a repeat writes only what still differs."""
+    runtime = get_runtime()
+    try:
+        return str(run(runtime, shop_id, trigger="cron"))
+    except RetryableError as exc:
+        retry = next_retry(runtime, exc.retry_after)
+        if retry is None:
+            raise
+        return retry
+
+
+def enqueue_due(now: datetime | None = None) -> int:
+    """Enqueue a sync for every active shop whose interval has passed (cron, every minute)."""
+    runtime = get_runtime()
+    now = now or utcnow()
+    with runtime.sessions() as session:
+        shops = session.execute(select(Shop.id, Shop.settings).where(Shop.status == "active")).all()
+        started = stock_store.last_starts(session)
+    queued = 0
+    for shop_id, shop_settings in shops:
+        minutes = float((shop_settings or {}).get("stock_interval_minutes", DEFAULT_SETTINGS["stock_interval_minutes"]))
+        last = as_utc(started.get(shop_id))
+        # A few seconds of slack: the cron ticks every minute, a 5-minute interval means every 5th tick.
+        if minutes <= 0 or (last is not None and now - last < timedelta(minutes=minutes, seconds=-10)):
+            continue
+        queued += enqueue_once(
+            runtime, "stock", "jobs.stock.sync_shop", shop_id, job_id=f"stock-sync-{shop_id}", job_timeout=JOB_TIMEOUT
+        )
+    return queued
 
 
 def handle_catalogue_event(runtime: Runtime, session: Session, shop: Shop, event: WebhookEvent) -> str:
     """Apply a product / inventory-item delivery to the shop's SKU map; returns what happened."""
-    return f"stored ({event.topic}; handled by the stock sync work)"
+    return stock_catalogue.handle_event(runtime, session, shop, event)
+
+
+def run(runtime: Runtime, shop_id: int, trigger: str = "cli") -> Outcome:
+    """One sync of one shop, unless one is running already. Raises ``RetryableError`` (recorded
+    on the run first) when the provider or the shop answered with a transient failure."""
+    lock = runtime.redis.lock(f"relais:stock-sync:{shop_id}", timeout=LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        return Outcome("busy", message=f"a stock sync of shop {shop_id} is running")
+    try:
+        return _run_locked(runtime, shop_id, trigger)
+    finally:
+        with contextlib.suppress(LockError):  # expired during a very long run: nothing to release
+            lock.release()
+
+
+def _run_locked(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
+    with transaction(runtime.sessions) as session:
+        shop = session.get(Shop, shop_id)
+        if shop is None or shop.status != "active":
+            return Outcome("skipped", message=f"shop {shop_id} is not active")
+        settings = {**DEFAULT_SETTINGS, **(shop.settings or {})}
+        platform, provider = platform_for(runtime, shop), provider_for(runtime, shop)
+        row = StockSyncRun(shop_id=shop_id, trigger=trigger, started_at=utcnow())
+        session.add(row)
+        session.flush()
+        run_id = row.id
+        stock_store.prune_runs(session, shop_id)
+    try:
+        return _sync(runtime, run_id, shop_id, settings, platform, provider)
+    except (RelaisError, NotImplementedError) as exc:
+        with transaction(runtime.sessions) as session:
+            failed = session.get(StockSyncRun, run_id)
+            failed.status, failed.error, failed.finished_at = "failed", str(exc), utcnow()
+        if isinstance(exc, RetryableError):
+            raise
+        log.warning("stock sync of shop %s failed: %s", shop_id, exc)
+        return Outcome("failed", run_id=run_id, message=str(exc))
+
+
+def _sync(
+    runtime: Runtime,
+    run_id: int,
+    shop_id: int,
+    settings: dict[str, Any],
+    platform: Platform,
+    provider: FulfilmentProvider,
+) -> Outcome:
+    location = str(settings.get("location_id") or "")
+    if not location:
+        raise ConfigError("the shop has no location_id setting: the shop location the provider's stock belongs to")
+    levels = list(provider.inventory())
+    if not levels:
+        # An empty list is far likelier an outage than an empty warehouse: zeroing the shop
+        # would be worse than waiting for the next run.
+        raise ConfigError("the provider reported no stock at all; nothing written")
+    with runtime.sessions() as session:
+        last_map = as_utc(stock_store.last_map_refresh(session, shop_id))
+        fresh = stock_catalogue.has_map(session, shop_id, location) and last_map and utcnow() - last_map < MAP_MAX_AGE
+    if not fresh:
+        read_at = utcnow()
+        items = platform.stock_items(location)  # no transaction open while Shopify pages through
+        with transaction(runtime.sessions) as session:
+            stock_store.store_items(session, shop_id, location, items, read_at)
+            session.get(StockSyncRun, run_id).map_refreshed_at = read_at
+    with transaction(runtime.sessions) as session:
+        catalogue = stock_store.catalogue(session, shop_id)
+        unknown = {level.sku for level in levels if level.sku and level.sku not in catalogue}
+        if stock_catalogue.look_up_unknown(runtime, session, shop_id, platform, location, unknown):
+            catalogue = stock_store.catalogue(session, shop_id)
+    with runtime.sessions() as session:
+        orders_read_at = utcnow()
+        window = timedelta(minutes=float(settings.get("stock_reserve_pushed_minutes", 10)))
+        reserved = stock_store.reserved_units(session, shop_id, orders_read_at - window)
+        rows = stock_store.beliefs(session, shop_id, location)
+        received = stock_store.received_since_beliefs(session, shop_id, location)
+        before = stock_store.written_before(session, shop_id)
+    shown = {
+        (location, sku): believed(row.quantity, received.get(sku, 0))
+        for sku, row in rows.items()
+        if row.quantity is not None
+    }
+    mapping = {str(k): str(v) for k, v in (settings.get("stock_locations") or {}).items()}
+    buffers = Buffers(int(settings.get("safety_buffer") or 0), dict(settings.get("sku_buffers") or {}))
+    planned = plan(levels, mapping, location, reserved, buffers, catalogue, shown, before)
+    result = _write(runtime, run_id, shop_id, platform, planned.changes)
+    # Roll beliefs forward where orders explained a drop, so the next run counts from here.
+    rolled = {
+        sku: (rows[sku].item_id, shown[(location, sku)])
+        for sku in received
+        if sku in rows and sku not in result.touched and (location, sku) in shown
+    }
+    with transaction(runtime.sessions) as session:
+        stock_store.remember(session, shop_id, location, rolled, orders_read_at, written=False)
+        done = session.get(StockSyncRun, run_id)
+        done.status, done.finished_at, done.calls = "ok", utcnow(), result.calls
+        done.read = _read_record(levels, reserved, planned.targets)
+        done.written = result.by_location
+        done.skipped = {**planned.skipped, **result.skipped}
+    skipped = len(planned.skipped) + len(result.skipped)
+    return Outcome("ok", run_id, result.count(), skipped, planned.unchanged, result.calls)
+
+
+def _write(
+    runtime: Runtime, run_id: int, shop_id: int, platform: Platform, changes: tuple[PlannedChange, ...]
+) -> _Written:
+    """Write the planned changes per location; a stale SKU is read back and re-planned."""
+    done = _Written()
+    nonce = secrets.token_hex(4)
+    by_location: dict[str, list[PlannedChange]] = {}
+    for change in changes:
+        by_location.setdefault(change.location, []).append(change)
+    for location, pending in by_location.items():
+        for attempt in range(WRITE_ROUNDS):
+            if not pending:
+                break
+            item_of = {c.sku: c.item_id for c in pending}
+            try:
+                outcome = platform.write_stock(
+                    location,
+                    [StockChange(c.sku, c.quantity, c.expected, c.item_id) for c in pending],
+                    f"{run_id}-{attempt}-{nonce}",
+                )
+            except RetryableError:
+                # Some requests may have been applied, their answers lost: a guess would be
+                # refused as stale and the refusal misread as sales. Read before the next write.
+                with transaction(runtime.sessions) as session:
+                    stock_store.uncertain(session, shop_id, location, item_of, utcnow())
+                raise
+            done.calls += outcome.calls
+            done.skipped.update(outcome.skipped)
+            done.by_location.setdefault(location, {}).update(outcome.written)
+            done.touched.update(outcome.written, outcome.stale)
+            retry: list[PlannedChange] = []
+            read_back: dict[str, tuple[str, int | None]] = {}
+            for change in pending:
+                if change.sku not in outcome.stale:
+                    continue
+                current = outcome.stale[change.sku]
+                quantity = after_refusal(change.quantity, change.expected, current)
+                read_back[change.sku] = (change.item_id, current)
+                if quantity != current:
+                    retry.append(PlannedChange(location, change.sku, change.item_id, quantity, current))
+            with transaction(runtime.sessions) as session:
+                at = utcnow()
+                stock_store.remember(session, shop_id, location, read_back, at, written=False)
+                written = {sku: (item_of[sku], qty) for sku, qty in outcome.written.items()}
+                stock_store.remember(session, shop_id, location, written, at, written=True, run_id=run_id)
+            pending = retry
+        for change in pending:
+            done.skipped[change.sku] = f"not written: the shop's quantity kept changing ({WRITE_ROUNDS} tries)"
+    return done
+
+
+def _read_record(levels: list[Any], reserved: dict[str, int], targets: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """What the run read: the provider's figures per location, reserved units, and the targets."""
+    provider: dict[str, dict[str, list[int]]] = {}
+    for level in levels:
+        provider.setdefault(level.location, {})[level.sku] = [level.on_hand, level.fulfillable]
+    return {"provider": provider, "reserved": reserved, "targets": targets}
+
+
+def last_report(session: Session, shop_id: int) -> StockSyncRun | None:
+    """The last finished run of a shop (the CLI report and the settings page show it)."""
+    return stock_store.last_run(session, shop_id, finished=True)

@@ -13,12 +13,14 @@ its workers, so no worker pays for imports.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
 import signal
 import sys
 
+from rq.exceptions import StopRequested
 from rq.worker import SimpleWorker, Worker
 from rq.worker_pool import WorkerPool
 
@@ -58,7 +60,9 @@ def _run_cron() -> None:
     from jobs.runtime import get_runtime
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    build_scheduler(get_runtime()).start()
+    # A stop may arrive twice (from the pool and from its parent); the second must not print a trace.
+    with contextlib.suppress(StopRequested):
+        build_scheduler(get_runtime()).start()
 
 
 def main(burst: bool = False) -> None:

@@ -187,6 +187,10 @@ class Shipment(Base):
     event_time: Mapped[datetime | None] = mapped_column(nullable=True)
     platform_fulfilment_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     written_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # What the shop holds now: a later provider correction differs from it and is sent as an update.
+    written_tracking: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # The parcel's units the shop accepted (lines not at our location are left out there).
+    written_lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -195,4 +199,8 @@ class Shipment(Base):
 
 
 # The sandbox provider's tables live on the same metadata so one migration history covers all.
+from store import app_models as _app_models  # noqa: E402, F401
 from store import sandbox_models as _sandbox_models  # noqa: E402, F401
+from store import stock_models as _stock_models  # noqa: E402, F401
+from store import sync_models as _sync_models  # noqa: E402, F401
+from store import woocommerce_models as _woocommerce_models  # noqa: E402, F401

@@ -21,8 +21,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "stock_interval_minutes": 5,
     "safety_buffer": 0,  # units held back from every SKU's available quantity
     "sku_buffers": {},  # per-SKU override of safety_buffer: {"SKU": n}
+    "stock_reserve_pushed_minutes": 10,  # orders pushed this recently still count as reserved
+    "stock_locations": {},  # provider location → shop location; empty: all count towards location_id
     "hold_tags": [],  # orders carrying one of these tags are held for the merchant
     "hold_high_risk": False,  # hold orders the platform marks as high fraud risk
+    "required_address_fields": ["address1", "city", "country_code"],  # held when one is blank
 }
 
 

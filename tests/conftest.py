@@ -57,6 +57,9 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         shopify_api_key="test-api-key",
         shopify_api_secret=SHOPIFY_SECRET,
         shopify_api_version="2026-10",
+        # Nothing leaves this machine: tests that speak to Shopify point this at their fake.
+        shopify_admin_url="http://127.0.0.1:9/{shop}",
+        shipbob_api_url="http://127.0.0.1:9",
         log_level="WARNING",
         sandbox_ship_delay=0,
         retry_backoff=(0,),

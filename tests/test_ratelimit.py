@@ -13,16 +13,10 @@ import redis
 from integrations.errors import RetryableError
 from integrations.fulfilment.ratelimit import SlidingWindowLimiter
 
-REDIS_DB = 3
-
-
-def _redis() -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = _redis()
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url)  # the suite's real Redis (tests/conftest.py)
     yield connection
     connection.close()
 
@@ -35,9 +29,9 @@ def key(client: redis.Redis) -> Iterator[str]:
         client.delete(stored)
 
 
-def _take_slots(key: str, count: int, out: multiprocessing.Queue) -> None:
+def _take_slots(redis_url: str, key: str, count: int, out: multiprocessing.Queue) -> None:
     """A worker process: its own connection and limiter, the same account key."""
-    client = _redis()
+    client = redis.Redis.from_url(redis_url)
     limiter = SlidingWindowLimiter(client, key, limit=10, window=1.0, max_wait=30, margin=0.05)
     stamps = []
     for _ in range(count):
@@ -47,10 +41,10 @@ def _take_slots(key: str, count: int, out: multiprocessing.Queue) -> None:
     out.put(stamps)
 
 
-def test_two_processes_sharing_the_limiter_never_exceed_the_window(key: str) -> None:
+def test_two_processes_sharing_the_limiter_never_exceed_the_window(key: str, redis_url: str) -> None:
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    workers = [context.Process(target=_take_slots, args=(key, 15, out)) for _ in range(2)]
+    workers = [context.Process(target=_take_slots, args=(redis_url, key, 15, out)) for _ in range(2)]
     for worker in workers:
         worker.start()
     results = [out.get(timeout=60) for _ in workers]
@@ -77,8 +71,8 @@ def test_limiter_gives_up_after_max_wait_with_a_retryable_error(client: redis.Re
     assert 4.5 < caught.value.retry_after <= 5.1
 
 
-def test_a_block_recorded_by_one_process_makes_the_others_wait(client: redis.Redis, key: str) -> None:
-    other = _redis()
+def test_a_block_recorded_by_one_process_makes_the_others_wait(client: redis.Redis, key: str, redis_url: str) -> None:
+    other = redis.Redis.from_url(redis_url)
     first = SlidingWindowLimiter(client, key, limit=100, window=60.0)
     second = SlidingWindowLimiter(other, key, limit=100, window=60.0)
 

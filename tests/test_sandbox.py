@@ -41,7 +41,6 @@ from jobs.runtime import Runtime, build_runtime, set_runtime
 from store.models import Base
 from web import sandbox as sandbox_web
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
 # PostgreSQL when CI provides it (as tests/conftest.py does), else a SQLite file per test.
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -76,8 +75,8 @@ class Sandbox:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Any) -> Iterator[Sandbox]:
-    client = redis.Redis.from_url(REDIS_URL)
+def sandbox(tmp_path: Any, redis_url: str) -> Iterator[Sandbox]:
+    client = redis.Redis.from_url(redis_url)
     client.flushdb()
     app = Flask(__name__)
     app.register_blueprint(sandbox_web.blueprint, url_prefix="/sandbox")
@@ -86,7 +85,7 @@ def sandbox(tmp_path: Any) -> Iterator[Sandbox]:
     settings = Settings(
         environment="test",
         database_url=normalise_database_url(TEST_DB_URL) if TEST_DB_URL else f"sqlite:///{tmp_path}/relais.db",
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         public_url=url,
         sandbox_ship_delay=0,
         provider_timeout=5,

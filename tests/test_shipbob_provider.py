@@ -33,7 +33,6 @@ from integrations.fulfilment.shipbob_payloads import cancel_result
 from integrations.model import Address, Contact, InventoryLevel, Line, Order, ProviderOrderRef
 from tests.fakes.shipbob import FakeShipBob, Server, make_secret, start_fake
 
-REDIS_DB = 3  # this module's own database on the machine's Redis
 SECRET = make_secret()
 SAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -44,13 +43,9 @@ SAMPLE = (
 )
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-
-
 @pytest.fixture
-def shipbob_redis() -> Iterator[redis.Redis]:
-    client = _redis()
+def shipbob_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)  # the suite's real Redis (tests/conftest.py)
     yield client
     for key in client.scan_iter("relais:ratelimit:*"):
         client.delete(key)
@@ -567,13 +562,16 @@ def test_unknown_topic_and_unreadable_bodies_raise_value_error(provider: ShipBob
 # -- many workers, one account -------------------------------------------------------------------
 
 
-def test_workers_sharing_the_limiter_stay_under_shipbobs_window(shipbob_redis: redis.Redis) -> None:
+def test_workers_sharing_the_limiter_stay_under_shipbobs_window(shipbob_redis: redis.Redis, redis_url: str) -> None:
+    def connect() -> redis.Redis:
+        return redis.Redis.from_url(redis_url)
+
     fake = start_fake(token=f"pat-{uuid.uuid4().hex}", rate_limit=10, rate_window=1.0)
     created: list[str] = []
 
     def worker(n: int) -> None:
         with requests.Session() as http:
-            provider = make_provider(fake, http, _redis(), rate_limit="10", rate_window="1")
+            provider = make_provider(fake, http, connect(), rate_limit="10", rate_window="1")
             for k in range(8):
                 created.append(provider.create_order(an_order(f"{n}{k}"), f"7-{n}-{k}").provider_order_id)
             provider.context.redis.close()

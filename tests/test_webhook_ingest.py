@@ -154,3 +154,10 @@ def test_health_checks_database_and_redis(client) -> None:  # type: ignore[no-un
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_a_privacy_request_for_a_shop_we_hold_nothing_for_is_answered_200_and_stores_nothing(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    body = body_of({"shop_id": 1, "shop_domain": "gone.myshopify.com"})
+    headers = headers_for("gone.myshopify.com", "shop/redact", body, SHOPIFY_SECRET)
+    assert post(client, body, headers).status_code == 200
+    assert stored(runtime) == 0 and queued(runtime) == 0

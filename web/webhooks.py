@@ -124,6 +124,11 @@ def shopify():  # type: ignore[no-untyped-def]
             select(Shop).where(Shop.platform == "shopify", Shop.domain == domain)
         ).scalar_one_or_none()
         if shop is None:
+            if topic in shopify_webhooks.LIFECYCLE_TOPICS:
+                # Nothing is kept for a shop we do not know (never installed, or already redacted):
+                # a privacy request or uninstall is then complete; refusing it would only make
+                # Shopify retry it for hours.
+                return jsonify(status="ignored", reason=f"no data held for {domain}"), 200
             raise WebhookRejected(f"shop {domain} is not installed", 404)
         shop_id = shop.id
     if topic not in shopify_webhooks.ACCEPTED_TOPICS:

@@ -35,6 +35,10 @@ JSON = dict[str, Any]
 DEFAULT_COST = 10.0  # before Shopify has priced a document once: about one mutation
 
 
+class TokenRejected(AuthError):
+    """HTTP 401: the access token is unknown or has expired (expiring offline tokens last an hour)."""
+
+
 class ShopifyUserError(InvalidRequestError):
     """A mutation answered ``userErrors``: Shopify refused the input; repeating it cannot succeed.
 
@@ -173,7 +177,9 @@ class AdminClient:
                 self._sleep(self._backoff * 2 ** (attempt - 1))
                 continue
             status = response.status_code
-            if status in (401, 403):
+            if status == 401:  # nothing ran; an expiring token may be refreshed and the call sent again
+                raise TokenRejected(f"Shopify {self.shop} refused the access token (HTTP 401)")
+            if status == 403:
                 raise AuthError(f"Shopify {self.shop} refused the access token (HTTP {status})")
             if status == 429:
                 # Throttled before execution: safe to send again, queries and mutations alike.

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from integrations.platforms import OrderEvent, Platform
-from integrations.shopify import webhooks
+from integrations.carriers import resolve
+from integrations.errors import AuthError
+from integrations.model import Shipment
+from integrations.platforms import (
+    CatalogueChange,
+    OrderEvent,
+    Platform,
+    StockChange,
+    StockItem,
+    StockWrite,
+    TrackingWrite,
+    WebhookReport,
+)
+from integrations.shopify import fulfilment, inventory, webhooks
+from integrations.shopify.admin import AdminClient
 from integrations.shopify.orders import parse_order
 
 
@@ -28,3 +43,94 @@ class ShopifyPlatform(Platform):
             raise ValueError("order payload is not a JSON object")
         order = parse_order(payload)
         return OrderEvent(platform_order_id=order.platform_order_id, order=order)
+
+    def admin(self) -> AdminClient:
+        """The shop's GraphQL Admin client (through SHOPIFY_ADMIN_URL)."""
+        token = self.shop.credentials.get("access_token", "")
+        if not token:
+            raise AuthError(f"no access token for {self.shop.domain}: install the app again")
+        # Expiring offline tokens (installable-app work): on a 401 the client refreshes the token
+        # once and sends the call again. jobs.tokens stores the new pair (it owns the database),
+        # hence this one import from jobs, kept local to where the client is built.
+        from integrations.shopify.refreshing import RefreshingAdminClient
+        from jobs.tokens import refresher
+
+        settings = self.context.settings
+        if self.shop.credentials.get("sandbox_shop"):  # a development stand-in (web/sandbox_shop.py)
+            settings = settings.with_(shopify_admin_url=settings.sandbox_base_url + "/shopify/{shop}")
+        return RefreshingAdminClient(
+            self.shop.domain, token, settings, self.context.http, refresh=refresher(self.shop.id)
+        )
+
+    def write_tracking(
+        self, order_platform_id: str, shipment: Shipment, lines: Iterable[Mapping[str, Any]]
+    ) -> TrackingWrite:
+        """One Shopify fulfilment per parcel, at the shop's mapped location, customer notified per setting."""
+        parcel = fulfilment.Parcel(tracking=self._tracking(shipment), lines=place_on_lines(shipment, lines))
+        return fulfilment.write_parcel(
+            self.admin(),
+            order_platform_id,
+            parcel,
+            self.shop.settings.get("location_id", ""),
+            notify_customer=bool(self.shop.settings.get("notify_customer", True)),
+        )
+
+    def update_tracking(self, order_platform_id: str, platform_fulfilment_id: str, shipment: Shipment) -> TrackingWrite:
+        return fulfilment.update_tracking(
+            self.admin(),
+            platform_fulfilment_id,
+            self._tracking(shipment),
+            notify_customer=bool(self.shop.settings.get("notify_customer", True)),
+        )
+
+    def write_stock(self, location_id: str, changes: Sequence[StockChange], idempotency_key: str) -> StockWrite:
+        """``available`` at the location by compare-and-set, ≤250 per call (``shopify.inventory``)."""
+        return inventory.set_available(self.admin(), location_id, changes, idempotency_key)
+
+    def stock_items(self, location_id: str, skus: Sequence[str] | None = None) -> list[StockItem]:
+        return inventory.stock_items(self.admin(), location_id, skus)
+
+    def catalogue_change(self, topic: str, body: bytes) -> CatalogueChange:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError(f"{topic} payload is not a JSON object")
+        return inventory.catalogue_change(topic, payload)
+
+    def ensure_webhooks(self, rotate_secret: bool = False) -> WebhookReport:
+        """Shop-specific subscriptions to every topic of shopify.app.toml (installable-app work).
+        Shopify signs every delivery with the app secret: there is no per-shop secret to rotate."""
+        from integrations.shopify import subscriptions
+        from integrations.shopify.app_config import app_config
+
+        if self.shop.credentials.get("sandbox_shop"):
+            return WebhookReport()  # the development stand-in has no subscriptions: the demo posts itself
+        address = self.context.settings.public_url.rstrip("/") + "/webhooks/shopify"
+        found = subscriptions.ensure(self.admin(), address, app_config().topics)
+        return WebhookReport(created=found.created, problems=[f"{t}: {m}" for t, m in found.refused.items()])
+
+    @staticmethod
+    def _tracking(shipment: Shipment):  # type: ignore[no-untyped-def]
+        return resolve(shipment.carrier, shipment.tracking_number, shipment.tracking_url)
+
+
+def place_on_lines(shipment: Shipment, lines: Iterable[Mapping[str, Any]]) -> tuple[fulfilment.ParcelLine, ...]:
+    """The parcel's SKU quantities placed on the order's own line ids (a SKU on two lines fills the
+    first, then the next); a SKU the order does not have is kept by SKU alone."""
+    remaining = [dict(line) for line in lines]
+    placed: list[fulfilment.ParcelLine] = []
+    for item in shipment.lines:
+        left = item.quantity
+        for line in remaining:
+            if left <= 0:
+                break
+            if line["sku"] != item.sku or line["quantity"] <= 0:
+                continue
+            take = min(left, int(line["quantity"]))
+            placed.append(
+                fulfilment.ParcelLine(quantity=take, platform_line_id=str(line["platform_line_id"]), sku=item.sku)
+            )
+            line["quantity"] -= take
+            left -= take
+        if left > 0:
+            placed.append(fulfilment.ParcelLine(quantity=left, sku=item.sku))
+    return tuple(placed)

@@ -193,6 +193,8 @@ def upgrade() -> None:
     sa.Column('event_time', sa.DateTime(timezone=True), nullable=True),
     sa.Column('platform_fulfilment_id', sa.String(length=128), nullable=True),
     sa.Column('written_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('written_tracking', sa.String(length=512), nullable=True),
+    sa.Column('written_lines', sa.JSON(), nullable=True),
     sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

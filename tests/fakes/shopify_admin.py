@@ -23,6 +23,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.fakes.shopify_fulfilment import FakeOrder, FakeState
+from tests.fakes.shopify_inventory import FakeInventory
+from tests.fakes.shopify_oauth import FakeOAuth
 from tests.fakes.shopify_schema import MAX_QUERY_COST, admin_schema, requested_cost
 
 DEFAULT_TOKEN = "shpat_test"
@@ -47,6 +49,8 @@ class FakeShopifyAdmin:
         self.token = token
         self.version = "2026-10"
         self.state = FakeState()
+        self.oauth = FakeOAuth()  # install side: authorize, token endpoint, webhook subscriptions
+        self.inventory = FakeInventory()  # items, levels per location, inventorySetQuantities
         self.maximum = maximum
         self.restore_rate = restore_rate
         self._available = maximum
@@ -55,6 +59,7 @@ class FakeShopifyAdmin:
         self._lock = threading.Lock()
         self.requests = 0
         self.throttled = 0
+        self.points_spent = 0  # actual cost charged, summed
         self.operations: Counter[str] = Counter()  # root field name → calls executed
         self.shops: list[str] = []  # the path segment before /admin/api, per request
         self.versions: list[str] = []
@@ -100,10 +105,13 @@ class FakeShopifyAdmin:
 
     def _handle(self, request: Request) -> Response:
         prefix, sep, rest = request.path.partition("/admin/api/")
+        if "/admin/oauth/" in request.path:
+            return self.oauth.handle(request, request.path.partition("/admin/oauth/")[0].strip("/"))
         version, _, tail = rest.partition("/")
         if request.method != "POST" or not sep or tail != "graphql.json":
             return Response("Not Found", status=404)
-        if request.headers.get("X-Shopify-Access-Token") != self.token:
+        token = request.headers.get("X-Shopify-Access-Token")
+        if token != self.token and not self.oauth.accepts(token):
             return _json({"errors": INVALID_TOKEN}, 401)
         with self._lock:
             self.requests += 1
@@ -120,13 +128,17 @@ class FakeShopifyAdmin:
             body = json.loads(request.get_data())
         except ValueError:
             return _json({"errors": [{"message": "Invalid JSON in request body"}]}, 400)
-        answer = self._answer(str(body.get("query") or ""), body.get("variables") or {}, body.get("operationName"))
+        answer = self._answer(
+            str(body.get("query") or ""), body.get("variables") or {}, body.get("operationName"), prefix.strip("/")
+        )
         if fault:  # executed, but the client never sees the answer
             return _json(fault.body or {"errors": f"fault {fault.status}"}, fault.status, fault.headers)
         return _json(answer, 200)
 
     # --- GraphQL ----------------------------------------------------------------------------
-    def _answer(self, query: str, variables: dict[str, Any], operation_name: str | None) -> dict[str, Any]:
+    def _answer(
+        self, query: str, variables: dict[str, Any], operation_name: str | None, shop: str = ""
+    ) -> dict[str, Any]:
         schema = admin_schema()
         try:
             document = parse(query)
@@ -155,11 +167,16 @@ class FakeShopifyAdmin:
                     mutation = mutation or op.operation.value == "mutation"
                     self.operations.update(f.name.value for f in op.selection_set.selections)  # type: ignore[union-attr]
             result = execute(
-                schema, document, self.state.root(), variable_values=variables, operation_name=operation_name
+                schema,
+                document,
+                {**self.state.root(), **self.oauth.root(shop), **self.inventory.root()},
+                variable_values=variables,
+                operation_name=operation_name,
             )
             # Shopify checks the requested cost, then charges the actual one (the rest is refunded).
             actual = cost if mutation else min(cost, _objects(result.data))
             self._available -= actual
+            self.points_spent += actual
             answer: dict[str, Any] = {"data": result.data, "extensions": {"cost": self._cost(cost, actual)}}
             if result.errors:
                 answer["errors"] = [e.formatted for e in result.errors]

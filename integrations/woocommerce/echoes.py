@@ -1,0 +1,43 @@
+"""Our own writes, remembered so that their webhook echoes are recognised and dropped.
+
+Every write to an order or product (tracking note and meta, status ``completed``, stock) fires
+``order.updated`` / ``product.updated`` back at us (reference §4, §11.8). After each write we
+record the resource's ``date_modified_gmt`` and status as the store answered them; a delivery
+carrying exactly that state is our echo. A merchant's change in the same second would carry
+another status or a later ``date_modified_gmt``, so it is never mistaken for one. An echo that
+outruns the record (a store delivering synchronously) is still harmless: the pipeline decides
+from state, and our write does not change what it decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+TTL = 2 * 86400  # WP-Cron delays deliveries by hours at worst (woocommerce#11991)
+
+
+def _key(shop_id: int, resource: str, resource_id: object) -> str:
+    return f"relais:woo:echo:{shop_id}:{resource}:{resource_id}"
+
+
+def fingerprint(resource: str, payload: Mapping[str, Any]) -> str:
+    """What identifies a state: when it was saved and what we care about in it."""
+    what = payload.get("status") if resource == "order" else payload.get("stock_quantity")
+    return f"{payload.get('date_modified_gmt') or ''}|{what}"
+
+
+def remember(redis: Any, shop_id: int, resource: str, payload: Mapping[str, Any]) -> None:
+    """Record the state the store answered to one of our writes."""
+    if redis is None or not payload.get("id") or not payload.get("date_modified_gmt"):
+        return
+    key = _key(shop_id, resource, payload["id"])
+    redis.sadd(key, fingerprint(resource, payload))
+    redis.expire(key, TTL)
+
+
+def is_echo(redis: Any, shop_id: int, resource: str, payload: Mapping[str, Any]) -> bool:
+    """True when ``payload`` is exactly a state one of our writes produced."""
+    if redis is None or not payload.get("id") or not payload.get("date_modified_gmt"):
+        return False
+    return bool(redis.sismember(_key(shop_id, resource, payload["id"]), fingerprint(resource, payload)))

@@ -1,0 +1,200 @@
+"""The queries the stock sync needs: reserved units, the SKU map, beliefs, and the run history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.orm import Session
+
+from integrations.platforms import StockItem
+from jobs import states
+from jobs.stock_compute import MapEntry
+from store.models import Order, OrderLine, OrderTransition
+from store.stock_models import SkuMapEntry, StockBelief, StockSyncRun
+
+# Not at the provider yet, while the shop already took the units off (Shopify counts every open
+# order as committed, paid or not): the provider's count does not include them.
+NOT_AT_PROVIDER = (states.RECEIVED, states.HELD, states.READY, states.PUSHING, states.FAILED)
+# At the provider: counted there once its inventory catches up, so reserved only while recent.
+AT_PROVIDER = (
+    *sorted(states.AT_PROVIDER - {states.PUSHING}),
+    *sorted(states.FULLY_SHIPPED),
+    states.CANCEL_REQUESTED,
+    states.CANCEL_TOO_LATE,
+)
+KEEP_RUNS = 50  # per shop; older run records are pruned
+
+
+def reserved_units(session: Session, shop_id: int, pushed_since: datetime) -> dict[str, int]:
+    """Units per SKU the provider has not counted: open orders not pushed yet, and orders pushed
+    since ``pushed_since`` (a provider's stock figures lag its orders by minutes)."""
+    recent = select(OrderTransition.order_id).where(
+        OrderTransition.to_state == states.PUSHED, OrderTransition.at >= pushed_since
+    )
+    stmt = (
+        select(OrderLine.sku, func.sum(OrderLine.quantity))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(
+            Order.shop_id == shop_id,
+            Order.cancelled.is_(False),
+            OrderLine.requires_shipping.is_(True),
+            OrderLine.sku != "",
+            (Order.state.in_(NOT_AT_PROVIDER)) | (Order.state.in_(AT_PROVIDER) & Order.id.in_(recent)),
+        )
+        .group_by(OrderLine.sku)
+    )
+    return {sku: int(units) for sku, units in session.execute(stmt) if units}
+
+
+def received_since_beliefs(session: Session, shop_id: int, location_id: str) -> dict[str, int]:
+    """Units per SKU of orders Relais received after each SKU's belief was formed: the shop has
+    taken them off since (cancelled orders excepted: the shop puts those back)."""
+    stmt = (
+        select(OrderLine.sku, func.sum(OrderLine.quantity))
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(
+            StockBelief,
+            and_(
+                StockBelief.shop_id == Order.shop_id,
+                StockBelief.location_id == location_id,
+                StockBelief.sku == OrderLine.sku,
+            ),
+        )
+        .where(
+            Order.shop_id == shop_id,
+            Order.cancelled.is_(False),
+            OrderLine.requires_shipping.is_(True),
+            Order.created_at > StockBelief.as_of,
+        )
+        .group_by(OrderLine.sku)
+    )
+    return {sku: int(units) for sku, units in session.execute(stmt) if units}
+
+
+def catalogue(session: Session, shop_id: int) -> dict[str, list[MapEntry]]:
+    """The shop's SKU map: items per SKU (more than one is a duplicate)."""
+    found: dict[str, list[MapEntry]] = {}
+    for row in session.scalars(select(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id).order_by(SkuMapEntry.id)):
+        stocked = frozenset({row.location_id}) if row.stocked and row.location_id else frozenset()
+        found.setdefault(row.sku, []).append(MapEntry(item_id=row.item_id, managed=row.managed, stocked_at=stocked))
+    return found
+
+
+def beliefs(session: Session, shop_id: int, location_id: str) -> dict[str, StockBelief]:
+    stmt = select(StockBelief).where(StockBelief.shop_id == shop_id, StockBelief.location_id == location_id)
+    return {row.sku: row for row in session.scalars(stmt)}
+
+
+def store_items(
+    session: Session,
+    shop_id: int,
+    location_id: str,
+    items: Iterable[StockItem],
+    read_at: datetime,
+    only_skus: Iterable[str] | None = None,
+    forget_items: Iterable[str] = (),
+) -> int:
+    """Replace the SKU map (entirely, or only the rows of ``only_skus`` and ``forget_items``) with
+    ``items``; what the shop showed becomes the belief of each stocked item. Returns rows kept."""
+    items = [item for item in items if item.sku]
+    stale = delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id)
+    if only_skus is not None:
+        skus = set(only_skus) | {item.sku for item in items}
+        stale = stale.where(SkuMapEntry.sku.in_(skus) | SkuMapEntry.item_id.in_(set(forget_items)))
+    session.execute(stale)
+    session.add_all(
+        SkuMapEntry(
+            shop_id=shop_id,
+            sku=item.sku,
+            item_id=item.item_id,
+            managed=item.managed,
+            location_id=location_id,
+            stocked=item.quantity is not None,
+            refreshed_at=read_at,
+        )
+        for item in items
+    )
+    observed = {item.sku: (item.item_id, item.quantity) for item in items if item.quantity is not None}
+    remember(session, shop_id, location_id, observed, read_at, written=False)
+    return len(items)
+
+
+def forget_item(session: Session, shop_id: int, item_id: str) -> int:
+    """Drop a deleted item from the map; returns rows removed."""
+    result = session.execute(delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id, SkuMapEntry.item_id == item_id))
+    return int(result.rowcount or 0)
+
+
+def skus_of_items(session: Session, shop_id: int, item_ids: Iterable[str]) -> set[str]:
+    stmt = select(SkuMapEntry.sku).where(SkuMapEntry.shop_id == shop_id, SkuMapEntry.item_id.in_(set(item_ids)))
+    return set(session.scalars(stmt))
+
+
+def remember(
+    session: Session,
+    shop_id: int,
+    location_id: str,
+    values: Mapping[str, tuple[str, int | None]],
+    as_of: datetime,
+    *,
+    written: bool,
+    run_id: int | None = None,
+) -> None:
+    """Record what the shop shows (sku → (item id, quantity)) as of ``as_of``: written or read."""
+    if not values:
+        return
+    existing = beliefs(session, shop_id, location_id)
+    for sku, (item_id, quantity) in values.items():
+        if quantity is None:
+            continue
+        row = existing.get(sku)
+        if row is None:
+            row = StockBelief(shop_id=shop_id, location_id=location_id, sku=sku)
+            session.add(row)
+        row.item_id, row.quantity, row.as_of = item_id, quantity, as_of
+        if written:
+            row.written_at, row.run_id = as_of, run_id
+
+
+def uncertain(session: Session, shop_id: int, location_id: str, skus: Iterable[str], at: datetime) -> None:
+    """Forget what the shop shows for ``skus``: a write whose answer never came may or may not
+    have been applied. The next write reads the shop first instead of guessing."""
+    rows = beliefs(session, shop_id, location_id)
+    for sku in skus:
+        if sku in rows:
+            rows[sku].quantity, rows[sku].as_of = None, at
+
+
+def written_before(session: Session, shop_id: int) -> list[tuple[str, str]]:
+    stmt = select(StockBelief.location_id, StockBelief.sku).where(
+        StockBelief.shop_id == shop_id, StockBelief.written_at.is_not(None)
+    )
+    return [(location, sku) for location, sku in session.execute(stmt)]
+
+
+def last_run(session: Session, shop_id: int, *, finished: bool = False) -> StockSyncRun | None:
+    stmt = select(StockSyncRun).where(StockSyncRun.shop_id == shop_id)
+    if finished:
+        stmt = stmt.where(StockSyncRun.status != "running")
+    return session.scalars(stmt.order_by(StockSyncRun.id.desc()).limit(1)).first()
+
+
+def last_map_refresh(session: Session, shop_id: int) -> datetime | None:
+    stmt = select(func.max(StockSyncRun.map_refreshed_at)).where(StockSyncRun.shop_id == shop_id)
+    return session.scalar(stmt)
+
+
+def last_starts(session: Session) -> dict[int, datetime]:
+    """Each shop's latest sync start (for the scheduler)."""
+    stmt = select(StockSyncRun.shop_id, func.max(StockSyncRun.started_at)).group_by(StockSyncRun.shop_id)
+    return {shop_id: started for shop_id, started in session.execute(stmt)}
+
+
+def prune_runs(session: Session, shop_id: int, keep: int = KEEP_RUNS) -> None:
+    """Keep the last ``keep`` runs of a shop (each holds per-SKU detail)."""
+    ids = select(StockSyncRun.id).where(StockSyncRun.shop_id == shop_id).order_by(StockSyncRun.id.desc())
+    cutoff = session.scalars(ids.offset(keep).limit(1)).first()
+    if cutoff is not None:
+        session.execute(delete(StockSyncRun).where(StockSyncRun.shop_id == shop_id, StockSyncRun.id <= cutoff))

@@ -1,0 +1,194 @@
+"""The whole service with ShipBob as the provider (the fake behaves like ShipBob's documented API).
+
+Signed Shopify order → one ShipBob order with the right lines and address; ShipBob's signed
+webhooks enter through Relais' endpoint (good, bad, replayed, stale); a parcel whose webhook
+never came is found by polling; tracking is written to Shopify, then acknowledged at ShipBob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from jobs.polling import poll_all
+from store.db import transaction
+from store.models import Order, Shipment, WebhookEvent
+from store.shops import upsert_shop
+from tests.conftest import SHOPIFY_SECRET, drain
+from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
+from tests.fakes.shopify_admin import FakeShopifyAdmin
+from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
+
+SHOP = "shipbob-shop.myshopify.com"
+TOKEN = "shpat_sb"
+OURS = "gid://shopify/Location/64500000001"
+SECRET = make_secret()
+
+
+@pytest.fixture
+def shipbob() -> Iterator[FakeShipBob]:
+    fake = start_fake(rate_limit=150, rate_window=6.0)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def shopify() -> Iterator[FakeShopifyAdmin]:
+    fake = FakeShopifyAdmin(TOKEN, restore_rate=10_000).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def settings(settings, shipbob, shopify):  # type: ignore[no-untyped-def]
+    return settings.with_(shipbob_api_url=shipbob.url, shopify_admin_url=shopify.url + "/{shop}")
+
+
+@pytest.fixture
+def service(live, shipbob):  # type: ignore[no-untyped-def]
+    server, runtime = live
+    options = {
+        "token": shipbob.token,
+        "channel_id": str(shipbob.channel_id),
+        "webhook_secret": SECRET,
+        "rate_limit": "150",
+        "rate_window": "6",
+    }
+    with transaction(runtime.sessions) as session:
+        shop_id = upsert_shop(
+            session, runtime.vault, "shopify", SHOP, {"access_token": TOKEN}, "shipbob", options, {"location_id": OURS}
+        ).id
+    return server, runtime, shop_id
+
+
+def deliver(server, payload: dict, topic: str = "orders/paid", webhook_id: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    body = body_of(payload)
+    headers = headers_for(SHOP, topic, body, SHOPIFY_SECRET, webhook_id)
+    assert requests.post(f"{server.url}/webhooks/shopify", data=body, headers=headers, timeout=10).status_code == 200
+
+
+def with_shopify_lines(shopify: FakeShopifyAdmin, order_id: int) -> dict:
+    order = shopify.add_order(order_id, [("IPOD2008GREEN", 2, OURS), ("IPOD2008RED", 1, OURS)])
+    payload = paid_order(order_id)
+    payload["line_items"] = [
+        {
+            "id": int(li.legacy_id),
+            "sku": li.sku,
+            "name": li.sku,
+            "quantity": li.quantity,
+            "current_quantity": li.quantity,
+            "requires_shipping": True,
+            "gift_card": False,
+        }
+        for li in order.line_items
+    ]
+    return payload
+
+
+def test_a_signed_orders_paid_gives_one_shipbob_order_with_the_right_lines_and_address(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, shop_id = service
+    for _ in range(3):
+        deliver(server, paid_order(820982911946154508), webhook_id="the-same-delivery")
+    deliver(server, paid_order(820982911946154508, minutes=1), topic="orders/updated")
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    assert order["reference_id"] == f"{shop_id}-820982911946154508"
+    assert sorted((p["reference_id"], p["quantity"]) for p in order["products"]) == [
+        ("IPOD2008GREEN", 2),
+        ("IPOD2008RED", 1),
+    ]
+    address = order["recipient"]["address"]
+    assert (address["address1"], address["city"], address["country"]) == ("Chestnut Street 92", "Louisville", "US")
+    assert shipbob.counters.get("429", 0) == 0
+
+
+def test_a_create_whose_answer_was_lost_still_gives_one_shipbob_order(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    shipbob.answer_late(3.0, method="POST", path="/order")  # longer than the 2 s provider timeout
+    deliver(server, paid_order(5005))
+    drain(runtime)
+    assert len(shipbob.state.orders) == 1
+    with runtime.sessions() as session:
+        outcomes = session.scalars(select(Order)).one().attempts
+        assert [a.outcome for a in outcomes] == ["retryable", "duplicate"]
+
+
+def shipbob_order_id(shipbob: FakeShipBob) -> int:
+    return next(iter(shipbob.state.orders))
+
+
+def test_shipbob_webhooks_record_the_parcel_write_it_to_shopify_and_acknowledge_it(service, shipbob, shopify) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    deliver(server, with_shopify_lines(shopify, 7007))
+    drain(runtime)
+    [parcel] = shipbob.ship(shipbob_order_id(shipbob))
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    response = shipbob.send_webhook("order.shipped", url, parcel["id"], SECRET, webhook_id="msg_1")
+    assert response.status_code == 200
+    assert shipbob.send_webhook("order.shipped", url, parcel["id"], SECRET, webhook_id="msg_1").status_code == 200
+    drain(runtime)
+    [fulfilment] = shopify.state.orders["gid://shopify/Order/7007"].fulfillments
+    with runtime.sessions() as session:
+        row = session.scalars(select(Shipment)).one()
+        assert fulfilment.tracking[0]["number"] == row.tracking_number
+        assert row.acknowledged_at is not None
+        assert (
+            session.scalar(select(func.count()).select_from(WebhookEvent).where(WebhookEvent.source == "shipbob")) == 1
+        )
+    assert shipbob.state.shipments[parcel["id"]]["is_tracking_uploaded"] is True
+
+
+def test_bad_replayed_and_stale_shipbob_signatures_are_401_and_store_nothing(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    deliver(server, paid_order(8008))
+    drain(runtime)
+    [parcel] = shipbob.ship(shipbob_order_id(shipbob))
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert shipbob.send_webhook("order.shipped", url, parcel["id"], make_secret()).status_code == 401
+    stale = datetime.now(UTC) - timedelta(minutes=10)
+    assert shipbob.send_webhook("order.shipped", url, parcel["id"], SECRET, at=stale).status_code == 401
+    headers, body = shipbob.webhook_delivery("order.shipped", parcel["id"], SECRET)
+    tampered = body.replace(b"Completed", b"Cancelled")
+    assert requests.post(url, data=tampered, headers=headers, timeout=10).status_code == 401
+    del headers["webhook-signature"]
+    assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 401
+    with runtime.sessions() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(WebhookEvent).where(WebhookEvent.source == "shipbob")) == 0
+        )
+    assert runtime.queue("webhooks").count == 0
+
+
+def test_polling_finds_a_parcel_whose_webhook_never_came_and_acknowledges_it(service, shipbob, shopify) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    deliver(server, with_shopify_lines(shopify, 9009))
+    drain(runtime)
+    parcels = shipbob.ship(shipbob_order_id(shipbob), parcels=2)  # no webhook is ever sent
+    assert poll_all() == 1
+    drain(runtime)
+    assert len(shopify.state.orders["gid://shopify/Order/9009"].fulfillments) == 2
+    assert all(shipbob.state.shipments[p["id"]]["is_tracking_uploaded"] for p in parcels)
+    with runtime.sessions() as session:
+        assert session.scalars(select(Order.state)).one() in ("shipped", "delivered")
+    assert poll_all() == 1
+    drain(runtime)  # a second poll finds nothing left unacknowledged
+    assert len(shopify.state.orders["gid://shopify/Order/9009"].fulfillments) == 2
+
+
+def test_cancel_at_shipbob_after_push_records_each_shipments_result(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    deliver(server, paid_order(6006))
+    drain(runtime)
+    cancelled_at = datetime(2026, 11, 20, 10, 5, tzinfo=UTC).isoformat()
+    deliver(server, paid_order(6006, minutes=5, cancelled_at=cancelled_at), topic="orders/cancelled")
+    drain(runtime)
+    with runtime.sessions() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.state == "cancelled"
+        [cancel] = [a for a in order.attempts if a.action == "cancel"]
+        assert cancel.outcome == "cancelled" and cancel.detail["shipments"]
+    assert shipbob.state.orders[shipbob_order_id(shipbob)]["status"] == "Cancelled"

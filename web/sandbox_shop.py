@@ -1,0 +1,154 @@
+"""The sandbox shop: a stand-in for a Shopify store's GraphQL Admin API, for development only.
+
+It lets ``./dev serve`` + ``flask demo`` show the whole loop on a machine with no Shopify store:
+orders come from the demo's signed webhooks, and this stand-in receives the fulfilments Relais
+writes back. It answers the four documents of ``integrations.shopify.fulfilment`` (by operation
+name) the way Shopify does: one fulfilment order per order at ``SANDBOX_LOCATION`` built from
+Relais' own copy of the order, ``remainingQuantity`` decreasing as fulfilments are created, the
+"Invalid fulfillment order line item quantity requested." refusal, and the cost extension.
+Fulfilments live in Redis. A shop uses it only when its credentials say ``sandbox_shop``
+(``shop add ... --sandbox-shop``, and the demo shop); real shops always go to SHOPIFY_ADMIN_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+
+from store.models import Order, Shop
+from web import runtime
+
+blueprint = Blueprint("sandbox_shop", __name__)
+
+SANDBOX_LOCATION = "gid://shopify/Location/1"
+QUANTITY_ERROR = "Invalid fulfillment order line item quantity requested."
+_OPERATION = re.compile(r"\b(?:query|mutation)\s+(\w+)")
+_COST = {
+    "requestedQueryCost": 10,
+    "actualQueryCost": 10,
+    "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 990.0, "restoreRate": 100.0},
+}
+
+
+def _key(shop: str, order_id: str) -> str:
+    return f"relais:sandbox-shop:{shop}:{order_id}"
+
+
+def _fulfilments(shop: str, order_id: str) -> list[dict[str, Any]]:
+    return [json.loads(v) for v in runtime().redis.lrange(_key(shop, order_id), 0, -1)]
+
+
+def _order_view(shop: str, order_gid: str) -> dict[str, Any] | None:
+    order_id = order_gid.rsplit("/", 1)[-1]
+    with runtime().sessions() as session:
+        row = session.execute(
+            select(Order).join(Shop).where(Shop.domain == shop, Order.platform_order_id == order_id)
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        lines = [
+            (line.id, line.platform_line_id, line.sku, line.quantity) for line in row.lines if line.requires_shipping
+        ]
+    fulfilments = _fulfilments(shop, order_id)
+    done: dict[str, int] = {}
+    for f in fulfilments:
+        for line_id, quantity in f["lines"].items():
+            done[line_id] = done.get(line_id, 0) + quantity
+    nodes = [
+        {
+            "id": f"gid://shopify/FulfillmentOrderLineItem/{line_pk}",
+            "totalQuantity": quantity,
+            "remainingQuantity": quantity - done.get(f"gid://shopify/FulfillmentOrderLineItem/{line_pk}", 0),
+            "lineItem": {"id": f"gid://shopify/LineItem/{line_id}", "sku": sku},
+        }
+        for line_pk, line_id, sku, quantity in lines
+    ]
+    open_ = any(n["remainingQuantity"] > 0 for n in nodes)
+    page = {"hasNextPage": False, "endCursor": None}
+    return {
+        "id": order_gid,
+        "fulfillments": [{k: f[k] for k in ("id", "status", "trackingInfo")} for f in fulfilments],
+        "fulfillmentOrders": {
+            "pageInfo": page,
+            "nodes": [
+                {
+                    "id": f"gid://shopify/FulfillmentOrder/{order_id}",
+                    "status": "OPEN" if open_ else "CLOSED",
+                    "assignedLocation": {"location": {"id": SANDBOX_LOCATION}},
+                    "lineItems": {"pageInfo": page, "nodes": nodes},
+                }
+            ],
+        },
+    }
+
+
+def _create(shop: str, fulfillment: dict[str, Any]) -> dict[str, Any]:
+    groups = fulfillment.get("lineItemsByFulfillmentOrder") or []
+    order_ids = {g["fulfillmentOrderId"].rsplit("/", 1)[-1] for g in groups}
+    if len(order_ids) != 1:
+        return {
+            "fulfillment": None,
+            "userErrors": [{"field": ["fulfillment"], "message": "One order per fulfillment."}],
+        }
+    order_id = order_ids.pop()
+    view = _order_view(shop, f"gid://shopify/Order/{order_id}")
+    if view is None:
+        return {"fulfillment": None, "userErrors": [{"field": ["fulfillment"], "message": "Order not found."}]}
+    remaining = {n["id"]: n["remainingQuantity"] for n in view["fulfillmentOrders"]["nodes"][0]["lineItems"]["nodes"]}
+    taken: dict[str, int] = {}
+    for group in groups:
+        items = group.get("fulfillmentOrderLineItems") or [{"id": i, "quantity": q} for i, q in remaining.items() if q]
+        for item in items:
+            if item["quantity"] > remaining.get(item["id"], 0) - taken.get(item["id"], 0):
+                return {"fulfillment": None, "userErrors": [{"field": ["fulfillment"], "message": QUANTITY_ERROR}]}
+            taken[item["id"]] = taken.get(item["id"], 0) + item["quantity"]
+    redis = runtime().redis
+    number = redis.incr(f"relais:sandbox-shop:{shop}:ids")
+    info = fulfillment.get("trackingInfo") or {}
+    created = {
+        "id": f"gid://shopify/Fulfillment/{number}",
+        "status": "SUCCESS",
+        "trackingInfo": [{k: info.get(k) for k in ("number", "company", "url")}] if info else [],
+        "lines": taken,
+        "notifyCustomer": bool(fulfillment.get("notifyCustomer")),
+    }
+    redis.rpush(_key(shop, order_id), json.dumps(created))
+    return {"fulfillment": {k: created[k] for k in ("id", "status", "trackingInfo")}, "userErrors": []}
+
+
+def _update(shop: str, fulfilment_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
+    redis = runtime().redis
+    for key in redis.scan_iter(match=_key(shop, "*")):
+        if key.decode().endswith(":ids"):
+            continue
+        for index, raw in enumerate(redis.lrange(key, 0, -1)):
+            found = json.loads(raw)
+            if found["id"] == fulfilment_id:
+                found["trackingInfo"] = [{k: tracking.get(k) for k in ("number", "company", "url")}]
+                redis.lset(key, index, json.dumps(found))
+                return {"fulfillment": {k: found[k] for k in ("id", "status", "trackingInfo")}, "userErrors": []}
+    return {"fulfillment": None, "userErrors": [{"field": ["fulfillmentId"], "message": "Fulfillment does not exist."}]}
+
+
+@blueprint.post("/sandbox/shopify/<shop>/admin/api/<version>/graphql.json")
+def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
+    if not request.headers.get("X-Shopify-Access-Token"):
+        return jsonify(errors="[API] Invalid API key or access token (unrecognized login or wrong password)"), 401
+    body = request.get_json(silent=True) or {}
+    match = _OPERATION.search(body.get("query", ""))
+    variables = body.get("variables") or {}
+    name = match.group(1) if match else ""
+    if name == "RelaisOrderFulfilmentState":
+        data: dict[str, Any] = {"order": _order_view(shop, variables["id"])}
+    elif name == "RelaisFulfilmentCreate":
+        data = {"fulfillmentCreate": _create(shop, variables["fulfillment"])}
+    elif name == "RelaisTrackingUpdate":
+        data = {"fulfillmentTrackingInfoUpdate": _update(shop, variables["id"], variables["tracking"])}
+    else:
+        message = f"the sandbox shop does not answer {name or 'this document'}"
+        return jsonify(errors=[{"message": message, "extensions": {"code": "UNSUPPORTED"}}]), 200
+    return jsonify(data=data, extensions={"cost": _COST})
