@@ -112,16 +112,23 @@ def _fail(runtime: Runtime, order_id: int, reason: str, attempt: dict[str, objec
         order_store.transition(row, states.FAILED, reason)
 
 
+def _load(session: Session, order_id: int) -> tuple[Order, Shop, str]:
+    """The order (locked) and its shop, or a reason why a job has nothing to do with them."""
+    row = order_store.get_for_update(session, order_id)
+    shop = session.get(Shop, row.shop_id) if row is not None else None
+    if row is None or shop is None:
+        return row, shop, "gone"  # type: ignore[return-value]
+    # An uninstalled shop's queued jobs become no-ops at once.
+    return row, shop, "" if shop.status == "active" else "shop inactive"
+
+
 def push_order(order_id: int) -> Retry | str:
     """Create the order at the shop's provider, once, under its deterministic reference."""
     runtime = get_runtime()
     with transaction(runtime.sessions) as session:
-        row = order_store.get_for_update(session, order_id)
-        if row is None:
-            return "gone"
-        shop = session.get(Shop, row.shop_id)
-        if shop is None or shop.status != "active":
-            return "shop inactive"
+        row, shop, reason = _load(session, order_id)
+        if reason:
+            return reason
         if row.cancelled:
             if row.state in (states.READY, states.PUSHING):
                 order_store.transition(row, states.CANCELLED, "cancelled before push")
@@ -196,12 +203,9 @@ def cancel_order(order_id: int) -> Retry | str:
     """Ask the provider to cancel an order it has; record the per-shipment outcome."""
     runtime = get_runtime()
     with transaction(runtime.sessions) as session:
-        row = order_store.get_for_update(session, order_id)
-        if row is None:
-            return "gone"
-        shop = session.get(Shop, row.shop_id)
-        if shop is None or shop.status != "active":
-            return "shop inactive"
+        row, shop, reason = _load(session, order_id)
+        if reason:
+            return reason
         if row.state != states.CANCEL_REQUESTED:
             return f"nothing to do in state {row.state}"
         reference = row.provider_reference or make_reference(shop.id, row.platform_order_id, row.generation)

@@ -73,3 +73,17 @@ def attempts_so_far() -> int:
     """How many times the current job has already run (1 on its first run)."""
     job = get_current_job()
     return ((job.number_of_retries or 0) if job else 0) + 1
+
+
+def for_each_active_shop(runtime: Runtime, queue: str, func: str, job_prefix: str, **options: Any) -> int:
+    """Cron fan-out: one job per active shop, ids ``<prefix>-<shop id>`` so a slow one is never
+    doubled. Returns how many were enqueued now."""
+    from sqlalchemy import select
+
+    from store.models import Shop
+
+    with runtime.sessions() as session:
+        ids = session.scalars(select(Shop.id).where(Shop.status == "active").order_by(Shop.id)).all()
+    return sum(
+        enqueue_once(runtime, queue, func, shop_id, job_id=f"{job_prefix}-{shop_id}", **options) for shop_id in ids
+    )

@@ -20,13 +20,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
 from integrations.platforms import OrderEvent
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for
-from jobs.queues import enqueue_once
+from jobs.queues import for_each_active_shop
 from jobs.runtime import get_runtime
 from store import orders as order_store
 from store.db import transaction
@@ -41,13 +39,7 @@ OVERLAP = timedelta(minutes=1)
 
 def reconcile_all() -> int:
     """Cron: one reconciliation job per active shop."""
-    runtime = get_runtime()
-    with runtime.sessions() as session:
-        ids = session.scalars(select(Shop.id).where(Shop.status == "active").order_by(Shop.id)).all()
-    return sum(
-        enqueue_once(runtime, "maintenance", "jobs.reconcile.reconcile_shop", shop_id, job_id=f"reconcile-{shop_id}")
-        for shop_id in ids
-    )
+    return for_each_active_shop(get_runtime(), "maintenance", "jobs.reconcile.reconcile_shop", "reconcile")
 
 
 def reconcile_shop(shop_id: int) -> str:

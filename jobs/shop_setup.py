@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 
 from rq import Retry
-from sqlalchemy import select
 
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
 from jobs.parties import platform_for
-from jobs.queues import enqueue_once, next_retry
+from jobs.queues import enqueue_once, for_each_active_shop, next_retry
 from jobs.runtime import Runtime, get_runtime
 from store.db import transaction
 from store.models import Shop, utcnow
@@ -86,13 +85,7 @@ def _refused(runtime: Runtime, shop_id: int, text: str) -> str:
 
 def check_all_webhooks() -> int:
     """Cron: one webhook check per active shop (deterministic job ids: a slow one is not doubled)."""
-    runtime = get_runtime()
-    with runtime.sessions() as session:
-        ids = session.scalars(select(Shop.id).where(Shop.status == "active").order_by(Shop.id)).all()
-    return sum(
-        enqueue_once(runtime, "maintenance", "jobs.shop_setup.check_webhooks", shop_id, job_id=f"webhooks-{shop_id}")
-        for shop_id in ids
-    )
+    return for_each_active_shop(get_runtime(), "maintenance", "jobs.shop_setup.check_webhooks", "webhooks")
 
 
 def check_webhooks(shop_id: int) -> str:

@@ -25,6 +25,16 @@ from integrations.model import (
     Shipment,
 )
 
+#: Shipment webhook topics (ShipBob's 2026-07 names, which the sandbox mirrors) → event kind.
+SHIPMENT_TOPIC_KINDS = {
+    "order.shipped": "shipped",
+    "order.shipment.tracking.updated": "tracking_updated",
+    "order.shipment.delivered": "delivered",
+    "order.shipment.cancelled": "cancelled",
+    "order.shipment.on_hold": "on_hold",
+    "order.shipment.exception": "exception",
+}
+
 
 @dataclass(frozen=True)
 class ProviderContext:

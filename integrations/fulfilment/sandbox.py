@@ -29,7 +29,7 @@ from integrations.errors import (
     RetryableError,
     WebhookRejected,
 )
-from integrations.fulfilment.base import FulfilmentProvider
+from integrations.fulfilment.base import SHIPMENT_TOPIC_KINDS, FulfilmentProvider
 from integrations.model import (
     CancelResult,
     InventoryLevel,
@@ -43,15 +43,7 @@ from integrations.model import (
 
 JSONDict = dict[str, Any]
 
-#: webhook topic → ProviderEvent kind (ShipBob's topic names, reference/fulfilment.md A.1)
-TOPIC_KINDS = {
-    "order.shipped": "shipped",
-    "order.shipment.tracking.updated": "tracking_updated",
-    "order.shipment.delivered": "delivered",
-    "order.shipment.cancelled": "cancelled",
-    "order.shipment.on_hold": "on_hold",
-    "order.shipment.exception": "exception",
-}
+TOPIC_KINDS = SHIPMENT_TOPIC_KINDS
 #: the sandbox requires a shipping method, as ShipBob does; orders without one go out as this
 DEFAULT_METHOD = "Standard"
 

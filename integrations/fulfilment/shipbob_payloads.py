@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from integrations.errors import InvalidRequestError
+from integrations.fulfilment.base import SHIPMENT_TOPIC_KINDS
 from integrations.model import (
     CancelResult,
     Order,
@@ -29,15 +30,7 @@ from integrations.model import (
 
 Json = dict[str, Any]
 
-# x-webhook-topic → normalised event kind (2026-07 shipment topics).
-TOPIC_KINDS = {
-    "order.shipped": "shipped",
-    "order.shipment.tracking.updated": "tracking_updated",
-    "order.shipment.delivered": "delivered",
-    "order.shipment.cancelled": "cancelled",
-    "order.shipment.on_hold": "on_hold",
-    "order.shipment.exception": "exception",
-}
+TOPIC_KINDS = SHIPMENT_TOPIC_KINDS
 KIND_STATUS = {
     "shipped": "shipped",
     "tracking_updated": "in_transit",
