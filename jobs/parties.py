@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 from integrations import fulfilment, platforms
 from integrations.fulfilment.base import FulfilmentProvider, ProviderContext
 from integrations.platforms import Platform, PlatformContext, ShopAccess
@@ -30,8 +34,11 @@ def provider_for(runtime: Runtime, shop: Shop) -> FulfilmentProvider:
     return cls(provider_options(runtime, shop), context)
 
 
-def platform_for(runtime: Runtime, shop: Shop) -> Platform:
-    """The shop's platform adapter."""
+def platform_for(runtime: Runtime, shop: Shop, credentials: Mapping[str, Any] | None = None) -> Platform:
+    """The shop's platform adapter (with other credentials when given: keys not yet trusted)."""
     cls = platforms.get(shop.platform)
     context = PlatformContext(http=runtime.http, settings=runtime.settings, redis=runtime.redis)
-    return cls(shop_access(runtime, shop), context)
+    access = shop_access(runtime, shop)
+    if credentials is not None:
+        access = replace(access, credentials=dict(credentials))
+    return cls(access, context)

@@ -44,15 +44,23 @@ def finish_setup(shop_id: int) -> Retry | str:
         shop = session.get(Shop, shop_id)
         if shop is None or shop.status not in ("connecting", "active"):
             return "gone"
-        platform = platform_for(runtime, shop)
+        held = dict(runtime.vault.open(shop.credentials_enc) or {})
+        pending = held.pop("pending", None)
+        trying = {**held, **pending} if pending else held
+        platform = platform_for(runtime, shop, trying)
     try:
         checked = platform.verify_access()
     except RetryableError as exc:
         return _retry_or(runtime, shop_id, exc, "the store did not answer")
     except (AuthError, InvalidRequestError) as exc:
+        if pending:
+            _drop_pending(runtime, shop_id)
+            return _refused(runtime, shop_id, f"new keys refused by the store, the working ones are kept: {exc}")
         return _refused(runtime, shop_id, f"the store refused our keys: {exc}")
     with transaction(runtime.sessions) as session:
         shop = session.get(Shop, shop_id, with_for_update=True)
+        if pending:  # the new keys work: they replace the old ones
+            shop.credentials_enc = runtime.vault.seal(trying)
         shop.status = "active"
         row = sync_row(session, shop_id)
         row.orders_cursor = row.orders_cursor or utcnow()  # reconciliation starts at the connection
@@ -69,6 +77,14 @@ def finish_setup(shop_id: int) -> Retry | str:
         tell_merchant(session, shop_id, f"connected: {checked}; webhooks created: {created}")
     log.info("shop %s connected (%s)", shop_id, checked)
     return "connected"
+
+
+def _drop_pending(runtime: Runtime, shop_id: int) -> None:
+    with transaction(runtime.sessions) as session:
+        shop = session.get(Shop, shop_id, with_for_update=True)
+        held = dict(runtime.vault.open(shop.credentials_enc) or {})
+        held.pop("pending", None)
+        shop.credentials_enc = runtime.vault.seal(held)
 
 
 def _retry_or(runtime: Runtime, shop_id: int, exc: RetryableError, what: str) -> Retry | str:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.crypto import Vault
 from store.models import Base, Id, Shop, utcnow
-from store.shops import upsert_shop
+from store.shops import normalise_domain, upsert_shop
 
 STATE_TTL_SECONDS = 3600
 
@@ -83,6 +83,17 @@ def register_store(
     from integrations.woocommerce.inventory import LOCATION
 
     credentials = {"consumer_key": consumer_key, "consumer_secret": consumer_secret, "webhook_secret": new_secret()}
+    existing = session.execute(
+        select(Shop).where(Shop.platform == "woocommerce", Shop.domain == normalise_domain("woocommerce", store_url))
+    ).scalar_one_or_none()
+    if existing is not None and existing.status == "active":
+        # A connected store keeps its working keys until the new ones pass the live check
+        # (jobs/shop_setup.py): keys posted by anyone cannot cut a store off.
+        held = dict(vault.open(existing.credentials_enc) or {})
+        held["pending"] = credentials
+        existing.credentials_enc = vault.seal(held)
+        session.flush()
+        return existing
     shop = upsert_shop(session, vault, "woocommerce", store_url, credentials, provider, {}, {"location_id": LOCATION})
     shop.status = "connecting"
     session.flush()

@@ -131,6 +131,42 @@ def test_keys_the_store_refuses_leave_the_store_unconnected_and_say_why(tls_serv
         assert "Consumer secret is invalid" in session.get(ShopSync, shop.id).notice
 
 
+def test_keys_posted_by_a_stranger_for_a_connected_store_do_not_cut_it_off(tls_service, woo, certificate) -> None:  # type: ignore[no-untyped-def]
+    service = tls_service
+    good = {"store_url": woo.url, "consumer_key": woo.key.consumer_key, "consumer_secret": woo.key.consumer_secret}
+    browser(certificate).post(f"{service.url}/woocommerce/keys", data={**good, "provider": "sandbox"})
+    drain(service.runtime)
+    [shop] = shops(service)
+    working = service.runtime.vault.open(shop.credentials_enc)
+    forged = {**good, "consumer_key": "ck_" + "1" * 40, "consumer_secret": "cs_" + "2" * 40, "provider": "sandbox"}
+    browser(certificate).post(f"{service.url}/woocommerce/keys", data=forged)
+    drain(service.runtime)
+    [shop] = shops(service)
+    kept = service.runtime.vault.open(shop.credentials_enc)
+    assert shop.status == "active"
+    assert (kept["consumer_key"], kept["webhook_secret"]) == (working["consumer_key"], working["webhook_secret"])
+    assert "pending" not in kept
+    with service.runtime.sessions() as session:
+        assert "working ones are kept" in session.get(ShopSync, shop.id).notice
+
+
+def test_reconnecting_a_connected_store_with_good_keys_replaces_them_once_checked(
+    tls_service, woo, certificate
+) -> None:  # type: ignore[no-untyped-def]
+    service = tls_service
+    good = {"store_url": woo.url, "consumer_key": woo.key.consumer_key, "consumer_secret": woo.key.consumer_secret}
+    browser(certificate).post(f"{service.url}/woocommerce/keys", data={**good, "provider": "sandbox"})
+    drain(service.runtime)
+    first = service.runtime.vault.open(shops(service)[0].credentials_enc)["webhook_secret"]
+    browser(certificate).post(f"{service.url}/woocommerce/keys", data={**good, "provider": "sandbox"})
+    drain(service.runtime)
+    [shop] = shops(service)
+    now = service.runtime.vault.open(shop.credentials_enc)
+    assert shop.status == "active" and "pending" not in now
+    assert now["webhook_secret"] != first  # a new secret of ours, given to the store's webhooks
+    assert {hook.secret for hook in woo.state.webhooks.values()} == {now["webhook_secret"]}
+
+
 def test_the_webhook_check_reactivates_disabled_webhooks_recreates_lost_ones_and_tells_the_merchant(
     tls_service, woo, certificate
 ) -> None:  # type: ignore[no-untyped-def]
