@@ -8,7 +8,6 @@ row that an adapter needs (no ORM object crosses into ``integrations/``).
 from __future__ import annotations
 
 import abc
-import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +15,8 @@ from typing import Any
 
 import requests
 
-from integrations.errors import ConfigError
 from integrations.model import Order, Shipment
+from integrations.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -196,22 +195,7 @@ PLATFORMS: dict[str, str] = {
 }
 
 
-def get(name: str) -> type[Platform]:
-    try:
-        target = PLATFORMS[name]
-    except KeyError:
-        raise ConfigError(f"unknown platform {name!r}; known: {', '.join(sorted(PLATFORMS))}") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not issubclass(cls, Platform):
-        raise ConfigError(f"{target} is not a Platform")
-    return cls
-
-
-def names() -> list[str]:
-    return sorted(PLATFORMS)
-
-
-def check() -> None:
-    for name in PLATFORMS:
-        get(name)
+_registry = Registry("platform", Platform, PLATFORMS)
+get = _registry.get
+names = _registry.names
+check = _registry.check

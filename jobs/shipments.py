@@ -13,6 +13,7 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from integrations.fulfilment.base import KIND_STATUS
 from integrations.fulfilment.reference import parse_reference
 from integrations.model import ProviderEvent
 from jobs import states
@@ -21,14 +22,6 @@ from store.models import Order, Shipment, Shop
 
 # How far each shipment status is along; a lower one never overwrites a higher one.
 STATUS_RANK = {"on_hold": 0, "exception": 0, "shipped": 1, "in_transit": 2, "delivered": 3, "cancelled": 4}
-KIND_TO_STATUS = {
-    "shipped": "shipped",
-    "tracking_updated": "in_transit",
-    "delivered": "delivered",
-    "cancelled": "cancelled",
-    "on_hold": "on_hold",
-    "exception": "exception",
-}
 
 
 def find_order_for(session: Session, shop: Shop, reference: str) -> Order | None:
@@ -58,7 +51,7 @@ def apply_provider_event(
     if row is not None and row.event_time and event_time and event_time < order_store.as_utc(row.event_time):
         order_store.note(order, f"ignored {event.kind} of {event_time.isoformat()}: older than the last one", event_id)
         return "stale"
-    status = KIND_TO_STATUS.get(event.kind, parcel.status)
+    status = KIND_STATUS.get(event.kind, parcel.status)
     if row is None:
         row = Shipment(provider_shipment_id=parcel.provider_shipment_id, status=status)
         order.shipments.append(row)

@@ -6,10 +6,8 @@ start-up so that a shop naming an unknown provider fails loudly, not on its firs
 
 from __future__ import annotations
 
-import importlib
-
-from integrations.errors import ConfigError
 from integrations.fulfilment.base import FulfilmentProvider
+from integrations.registry import Registry
 
 # name → "module:Class"; imported lazily so a provider's dependencies load only when used.
 PROVIDERS: dict[str, str] = {
@@ -18,24 +16,7 @@ PROVIDERS: dict[str, str] = {
 }
 
 
-def get(name: str) -> type[FulfilmentProvider]:
-    """The adapter class for ``name``; ``ConfigError`` names the known ones otherwise."""
-    try:
-        target = PROVIDERS[name]
-    except KeyError:
-        raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not issubclass(cls, FulfilmentProvider):
-        raise ConfigError(f"{target} is not a FulfilmentProvider")
-    return cls
-
-
-def names() -> list[str]:
-    return sorted(PROVIDERS)
-
-
-def check() -> None:
-    """Import every registered provider once (start-up check)."""
-    for name in PROVIDERS:
-        get(name)
+_registry = Registry("provider", FulfilmentProvider, PROVIDERS)
+get = _registry.get
+names = _registry.names
+check = _registry.check

@@ -35,6 +35,16 @@ SHIPMENT_TOPIC_KINDS = {
     "order.shipment.exception": "exception",
 }
 
+#: Event kind → the shipment status it reports.
+KIND_STATUS = {
+    "shipped": "shipped",
+    "tracking_updated": "in_transit",
+    "delivered": "delivered",
+    "cancelled": "cancelled",
+    "on_hold": "on_hold",
+    "exception": "exception",
+}
+
 
 @dataclass(frozen=True)
 class ProviderContext:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from integrations.errors import InvalidRequestError
-from integrations.fulfilment.base import SHIPMENT_TOPIC_KINDS
+from integrations.fulfilment.base import KIND_STATUS, SHIPMENT_TOPIC_KINDS
 from integrations.model import (
     CancelResult,
     Order,
@@ -31,14 +31,6 @@ from integrations.model import (
 Json = dict[str, Any]
 
 TOPIC_KINDS = SHIPMENT_TOPIC_KINDS
-KIND_STATUS = {
-    "shipped": "shipped",
-    "tracking_updated": "in_transit",
-    "delivered": "delivered",
-    "cancelled": "cancelled",
-    "on_hold": "on_hold",
-    "exception": "exception",
-}
 # ShipBob shipment status → ours; "pending" is a shipment not yet in a parcel.
 _SHIPMENT_STATUS = {"Cancelled": "cancelled", "OnHold": "on_hold", "Exception": "exception"}
 
