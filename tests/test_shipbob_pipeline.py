@@ -192,3 +192,29 @@ def test_cancel_at_shipbob_after_push_records_each_shipments_result(service, shi
         [cancel] = [a for a in order.attempts if a.action == "cancel"]
         assert cancel.outcome == "cancelled" and cancel.detail["shipments"]
     assert shipbob.state.orders[shipbob_order_id(shipbob)]["status"] == "Cancelled"
+
+
+def test_an_account_wide_delivery_without_our_reference_is_matched_by_its_signature(service) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from standardwebhooks import Webhook
+
+    server, runtime, shop_id = service
+    body = json.dumps({"event_time": datetime.now(UTC).isoformat(), "shipment_id": 1, "status": "OnHold"})
+    at = datetime.now(UTC)
+
+    def headers(secret: str, msg: str) -> dict[str, str]:
+        return {
+            "webhook-id": msg,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg, at, body),
+            "x-webhook-topic": "order.shipment.on_hold",
+            "content-type": "application/json",
+        }
+
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert requests.post(url, data=body, headers=headers(make_secret(), "msg_x"), timeout=10).status_code == 401
+    assert requests.post(url, data=body, headers=headers(SECRET, "msg_y"), timeout=10).status_code == 200
+    with runtime.sessions() as session:
+        [event] = session.scalars(select(WebhookEvent).where(WebhookEvent.source == "shipbob")).all()
+        assert event.shop_id == shop_id and event.delivery_key == f"{shop_id}:msg_y"

@@ -215,9 +215,22 @@ def test_an_order_shopify_does_not_have_raises_not_found(client: AdminClient) ->
         write_parcel(client, "1", Parcel(UPS, (ParcelLine(1, sku="A"),)), OURS)
 
 
-def test_a_shop_without_a_location_setting_is_a_configuration_error(client: AdminClient) -> None:
-    with pytest.raises(ConfigError, match="location_id"):
-        write_parcel(client, str(ORDER_ID), Parcel(UPS), "")
+def test_without_a_location_setting_the_one_location_holding_the_parcel_is_used(
+    fake: FakeShopifyAdmin, client: AdminClient
+) -> None:
+    order = fake.add_order(ORDER_ID, [("IPOD2008GREEN", 2, OURS), ("POSTER", 1, ELSEWHERE)])
+    written = write_parcel(client, str(ORDER_ID), Parcel(UPS, (ParcelLine(2, sku="IPOD2008GREEN"),)), "")
+    assert written.created and order.fulfillments[0].location_id == OURS
+
+
+def test_without_a_location_setting_a_parcel_spanning_two_locations_is_a_configuration_error(
+    fake: FakeShopifyAdmin, client: AdminClient
+) -> None:
+    order = fake.add_order(ORDER_ID, [("IPOD2008GREEN", 2, OURS), ("POSTER", 1, ELSEWHERE)])
+    parcel = Parcel(UPS, (ParcelLine(2, sku="IPOD2008GREEN"), ParcelLine(1, sku="POSTER")))
+    with pytest.raises(ConfigError, match="set the shop's location"):
+        write_parcel(client, str(ORDER_ID), parcel, "")
+    assert order.fulfillments == []
 
 
 def test_a_numeric_location_id_is_taken_as_a_location_gid(fake: FakeShopifyAdmin, client: AdminClient) -> None:

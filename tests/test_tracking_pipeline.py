@@ -215,7 +215,8 @@ def test_a_parcel_whose_tracking_job_was_lost_is_written_by_the_sweep(service, f
     from jobs.maintenance import sweep
 
     server, runtime = service
-    object.__setattr__(runtime, "settings", runtime.settings.with_(shopify_admin_url="http://127.0.0.1:9/{shop}"))
+    unreachable = runtime.settings.with_(shopify_admin_url="http://127.0.0.1:9/{shop}", push_max_retries=0)
+    object.__setattr__(runtime, "settings", unreachable)
     deliver(server, shopify_order(fake, [("IPOD2008GREEN", 2, OURS)]))
     drain(runtime)  # Shopify unreachable: the tracking job keeps failing and is given up on
     assert fake.state.orders[GID].fulfillments == []

@@ -139,6 +139,34 @@ def shopify():  # type: ignore[no-untyped-def]
     return jsonify(status="accepted", event_id=event_id), 200
 
 
+def _verified_shop(provider: str, shop_id: int | None, body: bytes) -> int:
+    """The shop whose provider secret signed this delivery.
+
+    The shop named by the URL or the body's reference is checked first; a delivery naming none
+    (an account-wide event) is tried against each active shop of that provider, since one
+    provider account's subscription signs with that account's secret.
+    """
+    rt = runtime()
+    with rt.sessions() as session:
+        if shop_id is not None:
+            shop = session.get(Shop, shop_id)
+            candidates = [shop] if shop is not None and shop.provider == provider else []
+        else:
+            candidates = list(
+                session.scalars(
+                    select(Shop).where(Shop.provider == provider, Shop.status == "active").order_by(Shop.id)
+                )
+            )
+        adapters = [(shop.id, provider_for(rt, shop)) for shop in candidates]
+    for candidate_id, adapter in adapters:
+        try:
+            adapter.verify_webhook(request.headers, body)
+        except WebhookRejected:
+            continue
+        return candidate_id
+    raise WebhookRejected("no shop of ours signed this delivery for this provider", 401)
+
+
 @blueprint.post("/webhooks/fulfilment/<provider>")
 @blueprint.post("/webhooks/fulfilment/<provider>/<int:shop_id>")
 def provider_webhook(provider: str, shop_id: int | None = None):  # type: ignore[no-untyped-def]
@@ -153,16 +181,8 @@ def provider_webhook(provider: str, shop_id: int | None = None):  # type: ignore
         raise WebhookRejected("missing delivery id header", 401)
     if shop_id is None:
         parsed = parse_reference(cls.webhook_reference(request.headers, body))
-        if parsed is None:
-            raise WebhookRejected("no order reference of ours in this delivery", 401)
-        shop_id = parsed[0]
-    rt = runtime()
-    with rt.sessions() as session:
-        shop = session.get(Shop, shop_id)
-        if shop is None or shop.provider != provider:
-            raise WebhookRejected("unknown shop for this provider", 401)
-        adapter = provider_for(rt, shop)
-    adapter.verify_webhook(request.headers, body)
+        shop_id = parsed[0] if parsed else None
+    shop_id = _verified_shop(provider, shop_id, body)
     require_json_object(body)
     topic = cls.webhook_topic(request.headers, body) or "unknown"
     event_id, needs_job = store_delivery(provider, f"{shop_id}:{delivery_id}", shop_id, topic, body)

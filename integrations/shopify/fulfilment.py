@@ -133,14 +133,12 @@ def write_parcel(
     returned id and do not write it again. Raises ``NotFoundError`` (no such order), ``NothingToFulfilError``,
     ``ShopifyUserError``, ``RetryableError`` (answer lost: call again, it will find it).
     """
-    if not location_id:
-        raise ConfigError("the shop's location_id setting is required to write fulfilments")
-    location = gid("Location", location_id)
     order_gid = gid("Order", order_id)
     fulfilments, fos = _read_order(client, order_gid)
     existing = _with_number(fulfilments, parcel.tracking.number)
     if existing:
         return ParcelWrite(platform_fulfilment_id=existing, created=False)
+    location = gid("Location", location_id) if location_id else _only_location(fos, parcel, order_id)
     mine = [fo for fo in fos if fo["status"] in WRITABLE_STATUSES and _location_of(fo) == location]
     groups, unplaced = _allocate(mine, fos, parcel.lines)
     if not groups:
@@ -173,6 +171,31 @@ def update_tracking(
     }
     payload = client.mutate(TRACKING_UPDATE, variables, "fulfillmentTrackingInfoUpdate")
     return TrackingWrite(platform_fulfilment_id=payload["fulfillment"]["id"], created=False)
+
+
+def _only_location(fos: list[dict[str, Any]], parcel: Parcel, order_id: str) -> str:
+    """With no location mapped, the one location whose open fulfilment orders hold the parcel's
+    lines; several such locations are ambiguous, and a wrong guess would fulfil the wrong
+    warehouse's lines, so the merchant must choose."""
+    ids = {gid("LineItem", line.platform_line_id) for line in parcel.lines if line.platform_line_id}
+    skus = {line.sku for line in parcel.lines if line.sku}
+    locations = {
+        _location_of(fo)
+        for fo in fos
+        if fo["status"] in WRITABLE_STATUSES
+        and any(
+            li["remainingQuantity"]
+            and (not parcel.lines or li["lineItem"]["id"] in ids or li["lineItem"]["sku"] in skus)
+            for li in fo["lines"]
+        )
+    } - {None}
+    if len(locations) != 1:
+        where = ", ".join(sorted(str(x) for x in locations)) or "none"
+        raise ConfigError(
+            f"order {order_id}: set the shop's location (the provider's stock location) to write fulfilments; "
+            f"open lines of this parcel sit at: {where}"
+        )
+    return str(locations.pop())
 
 
 def _tracking_input(tracking: Tracking) -> dict[str, str]:
