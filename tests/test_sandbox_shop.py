@@ -39,3 +39,30 @@ def test_a_sandbox_shop_order_is_pushed_shipped_and_its_tracking_written_back(li
         [fulfilment] = _fulfilments(SHOP, "4242")
     assert fulfilment["trackingInfo"][0]["number"] == parcel.tracking_number
     assert sorted(fulfilment["lines"].values()) == [1, 2]  # the gift card is not in the parcel
+
+
+def test_stock_sync_writes_the_sandbox_warehouses_stock_to_the_sandbox_shop(live) -> None:  # type: ignore[no-untyped-def]
+    server, runtime = live
+    from app import create_app
+
+    app = create_app(runtime=runtime)
+    runner = app.test_cli_runner()
+    runner.invoke(args=["shop", "add", "shopify", SHOP, "--sandbox-shop", "--provider-option", "token=stock-demo"])
+    body = body_of(paid_order(4343))
+    headers = headers_for(SHOP, "orders/paid", body, SHOPIFY_SECRET)
+    assert requests.post(f"{server.url}/webhooks/shopify", data=body, headers=headers, timeout=10).status_code == 200
+    drain(runtime)
+    requests.put(
+        f"{server.url}/sandbox/api/inventory/IPOD2008GREEN",
+        json={"on_hand": 40},
+        headers={"Authorization": "Bearer stock-demo"},
+        timeout=10,
+    )
+    first = runner.invoke(args=["stock", "sync", SHOP])
+    assert first.exit_code == 0, first.output
+    with app.app_context():
+        stock = {k.decode(): int(v) for k, v in runtime.redis.hgetall(f"relais:sandbox-shop:{SHOP}:stock").items()}
+    # 40 on hand, less the 2 units of the order pushed minutes ago (the warehouse's count lags)
+    assert stock["IPOD2008GREEN"] == 38
+    again = runner.invoke(args=["stock", "sync", SHOP])
+    assert again.exit_code == 0 and "0 written" in again.output.replace("wrote 0", "0 written")

@@ -2,12 +2,14 @@
 
 It lets ``./dev serve`` + ``flask demo`` show the whole loop on a machine with no Shopify store:
 orders come from the demo's signed webhooks, and this stand-in receives the fulfilments Relais
-writes back. It answers the four documents of ``integrations.shopify.fulfilment`` (by operation
-name) the way Shopify does: one fulfilment order per order at ``SANDBOX_LOCATION`` built from
-Relais' own copy of the order, ``remainingQuantity`` decreasing as fulfilments are created, the
-"Invalid fulfillment order line item quantity requested." refusal, and the cost extension.
-Fulfilments live in Redis. A shop uses it only when its credentials say ``sandbox_shop``
-(``shop add ... --sandbox-shop``, and the demo shop); real shops always go to SHOPIFY_ADMIN_URL.
+writes back. It answers the documents of ``integrations.shopify.fulfilment`` and
+``integrations.shopify.inventory`` (by operation name) the way Shopify does: one fulfilment order
+per order at ``SANDBOX_LOCATION`` built from Relais' own copy of the order, ``remainingQuantity``
+decreasing as fulfilments are created, the "Invalid fulfillment order line item quantity
+requested." refusal; inventory items for every SKU the shop's orders carry, ``available`` set by
+compare-and-set (``CHANGE_FROM_QUANTITY_STALE``); and the cost extension. State lives in Redis.
+A shop uses it only when its credentials say ``sandbox_shop`` (``shop add ... --sandbox-shop``,
+and the demo shop); real shops always go to SHOPIFY_ADMIN_URL.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
-from store.models import Order, Shop
+from store.models import Order, OrderLine, Shop
 from web import runtime
 
 blueprint = Blueprint("sandbox_shop", __name__)
@@ -134,6 +136,77 @@ def _update(shop: str, fulfilment_id: str, tracking: dict[str, Any]) -> dict[str
     return {"fulfillment": None, "userErrors": [{"field": ["fulfillmentId"], "message": "Fulfillment does not exist."}]}
 
 
+_SKU_TERM = re.compile(r'sku:"((?:[^"\\]|\\.)*)"')
+
+
+def _items(shop: str) -> dict[str, str]:
+    """SKU → inventory item GID: every SKU the shop's orders carry gets an item, as a catalogue would."""
+    redis = runtime().redis
+    with runtime().sessions() as session:
+        skus = set(
+            session.scalars(
+                select(OrderLine.sku).join(Order).join(Shop).where(Shop.domain == shop, OrderLine.sku != "").distinct()
+            )
+        )
+    ids_key = f"relais:sandbox-shop:{shop}:item-ids"
+    known = {k.decode(): int(v) for k, v in redis.hgetall(ids_key).items()}
+    for sku in sorted(skus - known.keys()):
+        known[sku] = int(redis.incr(f"relais:sandbox-shop:{shop}:ids")) + 90_000
+        redis.hset(ids_key, sku, known[sku])
+    return {sku: f"gid://shopify/InventoryItem/{n}" for sku, n in known.items()}
+
+
+def _available(shop: str, sku: str) -> int:
+    # A one-location store: every item is stocked there, at 0 until something is set.
+    return int(runtime().redis.hget(f"relais:sandbox-shop:{shop}:stock", sku) or 0)
+
+
+def _level(shop: str, sku: str) -> dict[str, Any]:
+    return {"quantities": [{"name": "available", "quantity": _available(shop, sku)}]}
+
+
+def _stock_items(shop: str, query: str | None) -> dict[str, Any]:
+    wanted = {term.replace('\\"', '"').replace("\\\\", "\\") for term in _SKU_TERM.findall(query or "")}
+    nodes = [
+        {"id": item, "sku": sku, "tracked": True, "inventoryLevel": _level(shop, sku)}
+        for sku, item in sorted(_items(shop).items())
+        if not wanted or sku in wanted
+    ]
+    return {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": nodes}
+
+
+def _stock_levels(shop: str, ids: list[str]) -> list[dict[str, Any] | None]:
+    by_id = {item: sku for sku, item in _items(shop).items()}
+    return [{"id": i, "inventoryLevel": _level(shop, by_id[i])} if i in by_id else None for i in ids]
+
+
+def _set_stock(shop: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``inventorySetQuantities``: every quantity's ``changeFromQuantity`` must match, or nothing changes."""
+    by_id = {item: sku for sku, item in _items(shop).items()}
+    stock_key = f"relais:sandbox-shop:{shop}:stock"
+    errors = []
+    for n, q in enumerate(data.get("quantities") or []):
+        sku = by_id.get(q["inventoryItemId"])
+        field = ["input", "quantities", str(n)]
+        if sku is None:
+            errors.append(
+                {"field": field, "message": "The inventory item could not be found.", "code": "INVALID_INVENTORY_ITEM"}
+            )
+            continue
+        expected = q.get("changeFromQuantity")
+        if expected is not None and expected != _available(shop, sku):
+            message = "The specified compare quantity does not match the current quantity."
+            errors.append(
+                {"field": [*field, "changeFromQuantity"], "message": message, "code": "CHANGE_FROM_QUANTITY_STALE"}
+            )
+    if errors:
+        return {"inventoryAdjustmentGroup": None, "userErrors": errors}
+    for q in data.get("quantities") or []:
+        runtime().redis.hset(stock_key, by_id[q["inventoryItemId"]], int(q["quantity"]))
+    number = runtime().redis.incr(f"relais:sandbox-shop:{shop}:ids")
+    return {"inventoryAdjustmentGroup": {"id": f"gid://shopify/InventoryAdjustmentGroup/{number}"}, "userErrors": []}
+
+
 @blueprint.post("/sandbox/shopify/<shop>/admin/api/<version>/graphql.json")
 def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
     if not request.headers.get("X-Shopify-Access-Token"):
@@ -148,6 +221,12 @@ def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
         data = {"fulfillmentCreate": _create(shop, variables["fulfillment"])}
     elif name == "RelaisTrackingUpdate":
         data = {"fulfillmentTrackingInfoUpdate": _update(shop, variables["id"], variables["tracking"])}
+    elif name == "RelaisStockItems":
+        data = {"inventoryItems": _stock_items(shop, variables.get("query"))}
+    elif name == "RelaisStockLevels":
+        data = {"nodes": _stock_levels(shop, variables.get("ids") or [])}
+    elif name == "RelaisSetStock":
+        data = {"inventorySetQuantities": _set_stock(shop, variables["input"])}
     else:
         message = f"the sandbox shop does not answer {name or 'this document'}"
         return jsonify(errors=[{"message": message, "extensions": {"code": "UNSUPPORTED"}}]), 200
