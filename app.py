@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from flask import Flask
 
 from config import Settings, load_settings
@@ -25,13 +27,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes + 1024)
     app.extensions["relais"] = runtime
 
-    from web import health, sandbox, sandbox_shop, webhooks
+    from web import health, webhooks
 
     app.register_error_handler(WebhookRejected, webhooks.rejected)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(health.blueprint)
-    app.register_blueprint(sandbox.blueprint, url_prefix="/sandbox")
-    app.register_blueprint(sandbox_shop.blueprint)
     from web import woocommerce
 
     app.register_blueprint(woocommerce.blueprint)
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from cli import register_commands
 
     register_commands(app)
+    if settings.sandbox_enabled:
+        importlib.import_module("sandbox").mount(app)  # development only: never in production
     return app
 
 

@@ -34,12 +34,12 @@ from config import Settings, normalise_database_url
 from integrations.shopify.admin import THROTTLE
 from jobs.runtime import build_runtime
 from jobs.stock import run
+from sandbox.api import account_of
+from sandbox.models import SandboxStock
 from store.db import transaction
 from store.models import Base
-from store.sandbox_models import SandboxStock
 from store.shops import upsert_shop
 from tests.fakes.shopify_admin import FakeShopifyAdmin
-from web.sandbox import account_of
 
 LOCATION = "gid://shopify/Location/64500000001"
 TOKEN = "bench-warehouse"

@@ -36,11 +36,11 @@ from app import create_app  # noqa: E402
 from config import Settings, normalise_database_url  # noqa: E402
 from integrations.woocommerce.webhooks import sign  # noqa: E402
 from jobs.runtime import build_runtime  # noqa: E402
+from sandbox.woocommerce.state import sample  # noqa: E402
+from sandbox.woocommerce.store import wp_json_encode  # noqa: E402
 from store.db import transaction  # noqa: E402
 from store.models import Base  # noqa: E402
 from store.shops import upsert_shop  # noqa: E402
-from tests.fakes.woocommerce import wp_json_encode  # noqa: E402
-from tests.fakes.woocommerce_state import sample  # noqa: E402
 
 SECRET = "BenchWebhookSecret0123456789abcdefXYZ"
 

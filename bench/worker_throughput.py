@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
-from cli.demo import CUSTOMERS, demo_order  # noqa: E402
 from cli.serve import upgrade_database  # noqa: E402
 from config import Settings, normalise_database_url  # noqa: E402
 from jobs.maintenance import enqueue_event  # noqa: E402
 from jobs.runtime import build_runtime, set_runtime  # noqa: E402
+from sandbox.demo import CUSTOMERS, demo_order  # noqa: E402
 from store.db import transaction  # noqa: E402
 from store.models import Order, OrderTransition, WebhookEvent  # noqa: E402
 from store.shops import upsert_shop  # noqa: E402

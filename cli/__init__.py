@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from cli import demo, orders, serve, shops
+    from cli import orders, serve, shops
 
     app.cli.add_command(shops.shop)
     app.cli.add_command(orders.orders)
@@ -15,7 +15,6 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(serve.serve)
     app.cli.add_command(serve.worker)
     app.cli.add_command(serve.migrate)
-    app.cli.add_command(demo.demo)
 
     from cli import stock
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -12,7 +14,6 @@ from integrations.errors import ConfigError
 from store.db import transaction
 from store.models import Shop
 from store.shops import upsert_shop
-from web.sandbox_shop import SANDBOX_LOCATION
 
 
 def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
@@ -59,8 +60,10 @@ def add(
         shop_settings["notify_customer"] = str(shop_settings["notify_customer"]).lower() in ("1", "true", "yes", "on")
     credentials: dict[str, object] = {"access_token": token}
     if sandbox_shop:
+        if not runtime.settings.sandbox_enabled:
+            raise click.ClickException("--sandbox-shop is a development stand-in; it does not exist in production")
         credentials = {"access_token": token or "sandbox", "sandbox_shop": True}
-        shop_settings.setdefault("location_id", SANDBOX_LOCATION)
+        shop_settings.setdefault("location_id", importlib.import_module("sandbox.shop").SANDBOX_LOCATION)
     if platform == "woocommerce":
         from integrations.woocommerce.connect import manual_credentials
 

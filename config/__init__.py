@@ -49,6 +49,7 @@ class Settings:
     sweep_after_seconds: int = 60
     worker_processes: int = 8
     worker_class: str = "simple"  # simple: no fork (speed, see jobs/worker.py); fork: a horse per job
+    sandbox: bool = True  # the development sandbox package (never in production: see sandbox_enabled)
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests use it)."""
@@ -65,6 +66,11 @@ class Settings:
             return self.encryption_key.encode()
         digest = hashlib.sha256(b"relais-fernet:" + self.secret_key.encode()).digest()
         return base64.urlsafe_b64encode(digest)
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        """Whether the development sandbox (``sandbox/``) is mounted: never in production."""
+        return self.sandbox and self.environment != "production"
 
     @property
     def sandbox_secret(self) -> str:
@@ -155,6 +161,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             Fernet(encryption_key.encode())
         except ValueError:
             raise ConfigError("RELAIS_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64 bytes)") from None
+    sandbox_raw = env.get("RELAIS_SANDBOX", "")
+    if sandbox_raw not in ("", "0", "1"):
+        raise ConfigError(f"RELAIS_SANDBOX must be 0 or 1, got {sandbox_raw!r}")
+    if environment == "production" and sandbox_raw == "1":
+        raise ConfigError("RELAIS_SANDBOX=1 is refused in production: the sandbox is for development only")
     port = env.get("PORT", "5000")
     return Settings(
         environment=environment,
@@ -182,4 +193,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_after_seconds=_int(env, "RELAIS_SWEEP_AFTER_SECONDS", 60),
         worker_processes=_int(env, "RELAIS_WORKER_PROCESSES", 8),
         worker_class=_choice(env, "RELAIS_WORKER_CLASS", ("fork", "simple"), "simple"),
+        sandbox=environment != "production" and sandbox_raw != "0",
     )

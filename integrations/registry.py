@@ -34,6 +34,11 @@ class Registry(Generic[T]):
             raise ConfigError(f"{target} is not a {self.base.__name__}")
         return cls
 
+    def register(self, name: str, target: str) -> None:
+        """Add an entry at run time: how an optional package (the development sandbox) plugs in
+        without product code importing it."""
+        self.entries[name] = target
+
     def names(self) -> list[str]:
         return sorted(self.entries)
 

@@ -6,6 +6,7 @@ it). Jobs have no request context; they call ``get_runtime()``.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,10 @@ from config import Settings, load_settings
 from store.crypto import Vault
 from store.db import make_engine, make_sessionmaker
 
-# Queue names, first = most urgent. Workers listen in this order.
-QUEUES = ("webhooks", "orders", "tracking", "stock", "sandbox", "maintenance")
+# Queue names, first = most urgent. Workers listen in this order. The development sandbox adds
+# its own queue (``sandbox``) before ``maintenance`` when it is enabled.
+QUEUES = ("webhooks", "orders", "tracking", "stock", "maintenance")
+SANDBOX_QUEUE = "sandbox"
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -56,13 +59,20 @@ class Runtime:
     http: requests.Session
     _queues: dict[str, Queue] = field(default_factory=dict)
 
+    @property
+    def queue_names(self) -> tuple[str, ...]:
+        """The queues this process's workers listen to, most urgent first."""
+        if self.settings.sandbox_enabled:
+            return (*QUEUES[:-1], SANDBOX_QUEUE, QUEUES[-1])
+        return QUEUES
+
     def queue(self, name: str) -> Queue:
         """The RQ queue ``name`` on this runtime's Redis.
 
         RQ's default serializer, because RQ's cron scheduler enqueues with it and offers no other;
         every job still carries ids only, so nothing but ints and strings is ever serialized.
         """
-        if name not in QUEUES:
+        if name not in self.queue_names:
             raise ValueError(f"unknown queue {name!r}")
         if name not in self._queues:
             self._queues[name] = Queue(name, connection=self.redis)
@@ -73,7 +83,7 @@ def build_runtime(settings: Settings, redis_client: redis.Redis | None = None) -
     engine = make_engine(settings.database_url)
     http = requests.Session()
     http.headers["User-Agent"] = "Relais/1.0 (+https://github.com/relais)"
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
@@ -81,6 +91,10 @@ def build_runtime(settings: Settings, redis_client: redis.Redis | None = None) -
         vault=Vault(settings.fernet_key),
         http=http,
     )
+    if settings.sandbox_enabled:
+        # By name, so that product code never imports the development sandbox (``sandbox/``).
+        importlib.import_module("sandbox").enable(runtime)
+    return runtime
 
 
 _lock = threading.Lock()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import logging
 import multiprocessing
 import signal
@@ -24,21 +25,23 @@ from rq.exceptions import StopRequested
 from rq.worker import SimpleWorker, Worker
 from rq.worker_pool import WorkerPool
 
-from config import load_settings
+from config import Settings, load_settings
 from config.logging import configure_logging
 from integrations import fulfilment, platforms
-from jobs.runtime import QUEUES, build_runtime, set_runtime
+from jobs.runtime import build_runtime, set_runtime
 
 log = logging.getLogger(__name__)
 
 
-def preload() -> None:
+def preload(settings: Settings) -> None:
     """Import every job module and every registered adapter before forking."""
     import jobs.events
     import jobs.maintenance
     import jobs.orders
-    import jobs.sandbox
     import jobs.tracking  # noqa: F401
+
+    if settings.sandbox_enabled:
+        importlib.import_module("sandbox").preload()
 
     fulfilment.check()
     platforms.check()
@@ -70,7 +73,7 @@ def main(burst: bool = False) -> None:
     configure_logging(settings.log_level)
     runtime = build_runtime(settings)
     set_runtime(runtime)
-    preload()
+    preload(settings)
     runtime.engine.dispose()  # no connection may cross a fork
     # Move everything imported so far out of the collector's reach: forked children then share
     # these pages instead of copying them when the GC touches their headers.
@@ -82,10 +85,12 @@ def main(burst: bool = False) -> None:
         cron = multiprocessing.get_context("fork").Process(target=_run_cron, name="relais-cron", daemon=True)
         cron.start()
     worker_class = RecyclingWorker if settings.worker_class == "simple" else Worker
-    log.info("starting %d %s workers on %s", settings.worker_processes, worker_class.__name__, ", ".join(QUEUES))
+    log.info(
+        "starting %d %s workers on %s", settings.worker_processes, worker_class.__name__, ", ".join(runtime.queue_names)
+    )
     try:
         pool = WorkerPool(
-            list(QUEUES),
+            list(runtime.queue_names),
             connection=runtime.redis,
             num_workers=settings.worker_processes,
             worker_class=worker_class,

@@ -198,9 +198,8 @@ class Shipment(Base):
     order: Mapped[Order] = relationship(back_populates="shipments")
 
 
-# The sandbox provider's tables live on the same metadata so one migration history covers all.
+# Every table of the product lives on this one metadata so one migration history covers all.
 from store import app_models as _app_models  # noqa: E402, F401
-from store import sandbox_models as _sandbox_models  # noqa: E402, F401
 from store import stock_models as _stock_models  # noqa: E402, F401
 from store import sync_models as _sync_models  # noqa: E402, F401
 from store import woocommerce_models as _woocommerce_models  # noqa: E402, F401

@@ -21,7 +21,8 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from config import Settings, normalise_database_url
-from jobs.runtime import QUEUES, Runtime, build_runtime, set_runtime
+from jobs.runtime import Runtime, build_runtime, set_runtime
+from sandbox.models import SandboxBase
 from store.models import Base
 
 SHOPIFY_SECRET = "test-shopify-secret"
@@ -73,6 +74,7 @@ def _reset_database(runtime: Runtime) -> None:
         with runtime.engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     Base.metadata.create_all(runtime.engine)
+    SandboxBase.metadata.create_all(runtime.engine)
 
 
 @pytest.fixture
@@ -141,7 +143,7 @@ def live(settings: Settings, redis_url: str) -> Iterator[tuple[LiveServer, Runti
 def drain(runtime: Runtime, timeout: float = 30.0, horizon: float = 15.0) -> None:
     """Run every queued job in this process, and retries scheduled within ``horizon`` seconds,
     until none is left (jobs scheduled further out, e.g. a slow sandbox shipment, are left)."""
-    queues = [runtime.queue(name) for name in QUEUES]
+    queues = [runtime.queue(name) for name in runtime.queue_names]
     worker = SimpleWorker(queues, connection=runtime.redis)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,12 +14,12 @@ import requests
 from sqlalchemy import select
 
 from jobs import states
+from sandbox.shop import SANDBOX_LOCATION
 from store.db import transaction
 from store.models import FulfilmentAttempt, Order
 from store.shops import upsert_shop
 from tests.conftest import SHOPIFY_SECRET, drain
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
-from web.sandbox_shop import SANDBOX_LOCATION
 
 SHOP = "example.myshopify.com"
 TOKEN = "sandbox-test-account"

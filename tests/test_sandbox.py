@@ -1,7 +1,7 @@
 """The sandbox provider against the real sandbox API, served over HTTP on loopback.
 
 Each test gets a fresh SQLite file and Redis db 5 (flushed before and after), a tiny Flask app
-carrying ``web.sandbox.blueprint`` plus a stub of Relais' provider webhook route that records what
+carrying ``sandbox.api.blueprint`` plus a stub of Relais' provider webhook route that records what
 it receives, and the adapter ``SandboxProvider`` speaking HTTP to it. Jobs run for real: either
 through an RQ ``SimpleWorker`` in burst mode or by calling the job function, as a retry would.
 """
@@ -34,12 +34,12 @@ from integrations.errors import (
     WebhookRejected,
 )
 from integrations.fulfilment.base import ProviderContext
-from integrations.fulfilment.sandbox import SandboxProvider
 from integrations.model import Address, Contact, Line, Order, ProviderOrderRef
-from jobs import sandbox as sandbox_jobs
 from jobs.runtime import Runtime, build_runtime, set_runtime
+from sandbox import api as sandbox_web
+from sandbox import jobs as sandbox_jobs
+from sandbox.provider import SandboxProvider
 from store.models import Base
-from web import sandbox as sandbox_web
 
 # PostgreSQL when CI provides it (as tests/conftest.py does), else a SQLite file per test.
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -427,7 +427,7 @@ def test_unacknowledged_webhook_fails_the_job_and_its_retry_resends_the_same_del
     queue = sandbox.runtime.queue("sandbox")
     (job_id,) = queue.scheduled_job_registry.get_job_ids()
     job = Job.fetch(job_id, connection=sandbox.runtime.redis, serializer=queue.serializer)
-    assert job.func_name == "jobs.sandbox.ship_order" and job.retries_left == 5  # RQ will retry
+    assert job.func_name == "sandbox.jobs.ship_order" and job.retries_left == 5  # RQ will retry
     (tracking,) = [s.tracking_number for s in provider.shipments(ref)]
 
     sandbox.answer["status"] = 200

@@ -6,10 +6,10 @@ import requests
 from sqlalchemy import select
 
 from jobs import states
+from sandbox.shop import _fulfilments
 from store.models import Order
 from tests.conftest import SHOPIFY_SECRET, drain
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
-from web.sandbox_shop import _fulfilments
 
 SHOP = "dev-store.myshopify.com"
 

@@ -35,8 +35,8 @@ from tests.fakes.shipbob import FakeShipBob, Server, make_secret, start_fake
 
 SECRET = make_secret()
 SAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
+    Path(__file__).resolve().parents[1]
+    / "vendor"
     / "samples"
     / "shipbob"
     / "order.shipment.tracking_received.docs.json"

@@ -18,15 +18,15 @@ from app import create_app
 from integrations.errors import RetryableError
 from jobs import states
 from jobs.stock import enqueue_due, run
+from sandbox.api import account_of
+from sandbox.models import SandboxStock
 from store.db import transaction
 from store.models import Order, OrderLine, OrderTransition, Shop, utcnow
-from store.sandbox_models import SandboxStock
 from store.shops import upsert_shop
 from store.stock_models import SkuMapEntry, StockSyncRun
 from tests.conftest import SHOPIFY_SECRET, drain
 from tests.fakes.shopify_admin import FakeShopifyAdmin
 from tests.fakes.shopify_webhooks import body_of, headers_for
-from web.sandbox import account_of
 
 SHOP = "stock.myshopify.com"
 OURS = "gid://shopify/Location/64500000001"

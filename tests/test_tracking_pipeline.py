@@ -15,8 +15,8 @@ import requests
 from sqlalchemy import select
 
 from jobs import states
-from jobs.sandbox import signed_headers
 from jobs.tracking import write_shipment
+from sandbox.jobs import signed_headers
 from store.db import transaction
 from store.models import Order, Shipment
 from store.shops import upsert_shop

@@ -9,9 +9,9 @@ from __future__ import annotations
 from integrations.fulfilment.base import FulfilmentProvider
 from integrations.registry import Registry
 
-# name → "module:Class"; imported lazily so a provider's dependencies load only when used.
+# name → "module:Class"; imported lazily so a provider's dependencies load only when used. The
+# development sandbox adds "sandbox" here itself (``sandbox.enable``), and only outside production.
 PROVIDERS: dict[str, str] = {
-    "sandbox": "integrations.fulfilment.sandbox:SandboxProvider",
     "shipbob": "integrations.fulfilment.shipbob:ShipBobProvider",
 }
 
@@ -19,4 +19,5 @@ PROVIDERS: dict[str, str] = {
 _registry = Registry("provider", FulfilmentProvider, PROVIDERS)
 get = _registry.get
 names = _registry.names
+register = _registry.register
 check = _registry.check

@@ -56,7 +56,7 @@ class ShopifyPlatform(Platform):
         from jobs.tokens import refresher
 
         settings = self.context.settings
-        if self.shop.credentials.get("sandbox_shop"):  # a development stand-in (web/sandbox_shop.py)
+        if self.sandbox_shop:
             settings = settings.with_(shopify_admin_url=settings.sandbox_base_url + "/shopify/{shop}")
         return RefreshingAdminClient(
             self.shop.domain, token, settings, self.context.http, refresh=refresher(self.shop.id)
@@ -102,11 +102,17 @@ class ShopifyPlatform(Platform):
         from integrations.shopify import subscriptions
         from integrations.shopify.app_config import app_config
 
-        if self.shop.credentials.get("sandbox_shop"):
+        if self.sandbox_shop:
             return WebhookReport()  # the development stand-in has no subscriptions: the demo posts itself
         address = self.context.settings.public_url.rstrip("/") + "/webhooks/shopify"
         found = subscriptions.ensure(self.admin(), address, app_config().topics)
         return WebhookReport(created=found.created, problems=[f"{t}: {m}" for t, m in found.refused.items()])
+
+    @property
+    def sandbox_shop(self) -> bool:
+        """A development stand-in store (``sandbox/shop.py``): honoured only where the sandbox is
+        enabled, so a shop row flagged so in production still talks to the real Shopify."""
+        return bool(self.shop.credentials.get("sandbox_shop")) and self.context.settings.sandbox_enabled
 
     @staticmethod
     def _tracking(shipment: Shipment):  # type: ignore[no-untyped-def]

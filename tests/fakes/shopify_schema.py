@@ -1,7 +1,7 @@
 """Shopify's own GraphQL Admin schema (2026-10), and the query cost as Shopify roughly prices it.
 
-The schema is Shopify's introspection JSON from /work/shared/contracts; CI has ``../shared``
-beside the checkout, so it is found relative to the repository. Loaded once per process.
+The schema is Shopify's introspection JSON, vendored in ``vendor/shopify`` (see its README for
+where it came from). Loaded once per process.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from graphql import (
 )
 from graphql.language import DocumentNode
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "shopify-admin-2026-10.json.gz"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "vendor" / "shopify" / "shopify-admin-2026-10.json.gz"
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost exceeds this
 MUTATION_COST = 10
 

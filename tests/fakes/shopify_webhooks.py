@@ -11,7 +11,7 @@ from typing import Any
 
 from integrations.shopify.webhooks import sign
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "shopify"
+SAMPLES = Path(__file__).resolve().parents[2] / "vendor" / "samples" / "shopify"
 
 
 def sample_order(**changes: Any) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from werkzeug.serving import make_server
 from app import create_app
 from integrations.woocommerce.webhooks import SUBSCRIBED_TOPICS
 from jobs.runtime import Runtime, build_runtime, set_runtime
+from sandbox.woocommerce.store import FakeWooCommerce
 from store.db import transaction
 from store.models import Order, Shop, WebhookEvent
 from store.shops import upsert_shop
 from tests.conftest import _reset_database
 from tests.fakes.tls import Certificate, make_certificate
-from tests.fakes.woocommerce import FakeWooCommerce
 
 WEBHOOK_SECRET = "Relais0webhook0secret0for0tests0x"
 SANDBOX_TOKEN = "woo-sandbox-account"

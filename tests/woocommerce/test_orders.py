@@ -7,11 +7,11 @@ from marshmallow import ValidationError
 
 from integrations.woocommerce.orders import parse_order
 from jobs import decide, states
-from tests.fakes import woocommerce_state
+from sandbox.woocommerce import state as woocommerce_state
 
 
 def sample(**changes: object) -> dict:
-    """WooCommerce's documented order (shared/samples), with changes."""
+    """WooCommerce's documented order (vendor/samples), with changes."""
     payload = woocommerce_state.sample("order_retrieve_v3.json")
     payload.update(changes)
     return payload

@@ -8,12 +8,12 @@ import pytest
 from integrations.platforms import StockChange
 from jobs.parties import platform_for
 from jobs.stock import run
+from sandbox.api import account_of
+from sandbox.models import SandboxStock
 from store.db import transaction
 from store.models import Shop
-from store.sandbox_models import SandboxStock
 from tests.conftest import drain
 from tests.woocommerce.conftest import SANDBOX_TOKEN, register
-from web.sandbox import account_of
 
 
 def platform(service):  # type: ignore[no-untyped-def]

@@ -8,11 +8,11 @@ import json
 from sqlalchemy import select
 
 from integrations.woocommerce.webhooks import sign, verify
+from sandbox.woocommerce.store import wp_json_encode
 from store.db import transaction
 from store.models import WebhookEvent
 from store.shops import upsert_shop
 from store.sync_models import ShopSync
-from tests.fakes.woocommerce import wp_json_encode
 
 SECRET = "Shop0One0Secret0000000000000000000000"
 OTHER = "Shop0Two0Secret0000000000000000000000"

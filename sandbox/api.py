@@ -1,7 +1,7 @@
 """The sandbox fulfilment centre's HTTP API: a simulated 3PL that Relais speaks to over HTTP.
 
 It exists so that a fresh machine runs end to end with no outside account; Relais reaches it
-through ``integrations.fulfilment.sandbox`` exactly as it reaches a real provider. It is shaped on
+through ``sandbox.provider`` exactly as it reaches a real provider. It is shaped on
 ShipBob (reference/fulfilment.md A.1): bearer-token auth, a unique order reference as the
 idempotency key, parcels (shipments) that ship on their own, Standard Webhooks on shipping.
 
@@ -18,7 +18,7 @@ Endpoints (under ``/sandbox``, JSON in and out):
   "duplicate_reference", "order_id": id}``. Unknown SKUs are accepted and stocked with
   ``NEW_SKU_STOCK`` (100) on hand; stock never blocks an order. The order gets one parcel, or two
   when it has ≥ 2 lines and the recipient's name contains "split" (first half of the lines, then
-  the rest), and ``jobs.sandbox.ship_order`` is scheduled ``SANDBOX_SHIP_DELAY`` seconds later.
+  the rest), and ``sandbox.jobs.ship_order`` is scheduled ``SANDBOX_SHIP_DELAY`` seconds later.
 - ``GET /api/orders?reference=R`` — ``{"orders": [...]}`` (0 or 1 order; without ``reference``
   the 100 newest).
 - ``GET /api/orders/<id>`` — the order with ``status`` (processing | partially_shipped | shipped |
@@ -34,7 +34,7 @@ Endpoints (under ``/sandbox``, JSON in and out):
   "retry_after": s}``: the account's next n calls (other than this one) answer that status
   instead of running; 429 carries ``Retry-After``/``x-retry-after`` and ShipBob's body.
   ``{"slow_next": n, "delay": d}``: the next n calls run, then answer d seconds late (a client
-  timeout on a create that did happen). 0 clears. Details in ``web.sandbox_faults``.
+  timeout on a create that did happen). 0 clears. Details in ``sandbox.faults``.
 """
 
 from __future__ import annotations
@@ -48,10 +48,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.runtime import Runtime
-from jobs.sandbox import schedule
-from store.db import transaction
-from store.models import utcnow
-from store.sandbox_models import (
+from sandbox import faults
+from sandbox.jobs import schedule
+from sandbox.models import (
     SandboxLine,
     SandboxOrder,
     SandboxShipment,
@@ -60,8 +59,9 @@ from store.sandbox_models import (
     ensure_stock,
     release_stock,
 )
-from web import sandbox_faults as faults
-from web.sandbox_validation import RECIPIENT_FIELDS, is_int, text, validate_order
+from sandbox.validation import RECIPIENT_FIELDS, is_int, text, validate_order
+from store.db import transaction
+from store.models import utcnow
 
 blueprint = Blueprint("sandbox", __name__)
 
@@ -105,7 +105,7 @@ def _slow_down(response: Response) -> Response:
 
 @blueprint.post("/api/faults")
 def set_faults() -> Response | tuple[Response, int]:
-    """Set this account's pending faults (see ``web.sandbox_faults``)."""
+    """Set this account's pending faults (see ``sandbox.faults``)."""
     body = request.get_json(silent=True)
     errors, lists = faults.validate(body)
     if errors:
@@ -177,7 +177,7 @@ def create_order() -> tuple[Response, int]:
         if existing is None:
             raise
         return _duplicate(existing)
-    schedule(runtime, 1, "jobs.sandbox.ship_order", order_id)
+    schedule(runtime, 1, "sandbox.jobs.ship_order", order_id)
     return jsonify(payload), 201
 
 

@@ -21,11 +21,11 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from integrations.shopify.webhooks import sign
+from sandbox.shop import SANDBOX_LOCATION
 from store.db import transaction
 from store.models import Order, Shop
 from store.shops import upsert_shop
 from web.app_session import LINK_LIFETIME, signed_link
-from web.sandbox_shop import SANDBOX_LOCATION
 
 DEMO_SHOP = "relais-demo.myshopify.com"
 CUSTOMERS = [
@@ -112,7 +112,7 @@ def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
             f"no Relais answering at {base} ({exc}); start it first (README, first command)"
         ) from None
     if platform == "woocommerce":
-        from cli import demo_woocommerce
+        from sandbox import demo_woocommerce
 
         demo_woocommerce.run(runtime, base, count, timeout)
         return

@@ -1,6 +1,6 @@
 """A fake WooCommerce store on a real port (HTTP, or HTTPS with ``tests/fakes/tls.py``).
 
-It behaves as the reference documents (``shared/reference/woocommerce.md``):
+It behaves as the reference documents (WooCommerce REST API v3 and its source):
 - auth as ``class-wc-rest-authentication.php``: over TLS query-string keys then Basic (an
   unknown key is anonymous → ``401 woocommerce_rest_cannot_view``; a wrong secret →
   ``woocommerce_rest_authentication_error``); without TLS only OAuth 1.0a (signature over the
@@ -39,9 +39,9 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes import woocommerce_routes as routes
-from tests.fakes.woocommerce_auth import authenticate
-from tests.fakes.woocommerce_state import Key, WooState, make_key
+from sandbox.woocommerce import routes
+from sandbox.woocommerce.auth import authenticate
+from sandbox.woocommerce.state import Key, WooState, make_key
 
 VERSION = "10.3.0"
 NAMESPACES = ["wp/v2", "wc/store/v1", "wc/v1", "wc/v2", "wc/v3", "wc-admin"]

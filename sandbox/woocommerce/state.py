@@ -1,6 +1,6 @@
 """The data behind the fake WooCommerce store: orders, products, notes, trackings, webhooks, keys.
 
-Shapes follow the REST v3 samples (``shared/samples/woocommerce``). Every change moves a logical
+Shapes follow the REST v3 samples (``vendor/samples/woocommerce``). Every change moves a logical
 clock forward by at least one second (``date_modified_gmt`` has second resolution on a real
 store) and queues the webhook deliveries WooCommerce would: coalesced per webhook and resource
 while pending, with the payload built when it is *sent*, not when the change happened
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "woocommerce"
+SAMPLES = Path(__file__).resolve().parents[2] / "vendor" / "samples" / "woocommerce"
 DRAFT_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft", "new"})
 JSON = dict[str, Any]
 

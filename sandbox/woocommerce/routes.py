@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 import requests
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.woocommerce_state import DRAFT_STATUSES, Key
+from sandbox.woocommerce.state import DRAFT_STATUSES, Key
 
 if TYPE_CHECKING:
-    from tests.fakes.woocommerce import FakeWooCommerce
+    from sandbox.woocommerce.store import FakeWooCommerce
 
 PROVIDERS = {
     "United States": {
@@ -34,7 +34,7 @@ VALID_TOPICS = {
 
 
 def _fake_module() -> Any:
-    from tests.fakes import woocommerce
+    from sandbox.woocommerce import store as woocommerce
 
     return woocommerce
 

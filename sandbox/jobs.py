@@ -1,6 +1,6 @@
 """Jobs of the sandbox fulfilment centre: ship parcels, deliver them, and tell Relais by webhook.
 
-Scheduled by ``web.sandbox`` on the ``sandbox`` queue, with ids only. Every job can run twice: a
+Scheduled by ``sandbox.api`` on the ``sandbox`` queue, with ids only. Every job can run twice: a
 parcel's state change is claimed by a conditional UPDATE (so a repeat, or a cancel that came
 first, leaves it alone), and the webhook for that state is recorded as sent only once Relais
 answered 2xx. A failed delivery raises ``RetryableError`` so RQ's ``Retry`` runs the job again,
@@ -28,10 +28,10 @@ from standardwebhooks import Webhook
 
 from integrations.errors import RetryableError
 from jobs.runtime import Runtime, get_runtime
-from jobs.sandbox_carriers import buy_label
+from sandbox.carriers import buy_label
+from sandbox.models import SandboxShipment, consume_stock, iso
 from store.db import transaction
 from store.models import utcnow
-from store.sandbox_models import SandboxShipment, consume_stock, iso
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def ship_order(sandbox_order_id: int) -> None:
     ship_shipment(parcels[0].id)
     for parcel in parcels[1:]:
         if parcel.status == "processing":
-            schedule(runtime, 1, "jobs.sandbox.ship_shipment", parcel.id)
+            schedule(runtime, 1, "sandbox.jobs.ship_shipment", parcel.id)
 
 
 def ship_shipment(sandbox_shipment_id: int) -> None:
@@ -96,7 +96,7 @@ def ship_shipment(sandbox_shipment_id: int) -> None:
             if claimed:
                 consume_stock(session, order.account, shipment.lines)
     if notify(runtime, sandbox_shipment_id, "shipped"):
-        schedule(runtime, 2, "jobs.sandbox.deliver_shipment", sandbox_shipment_id)
+        schedule(runtime, 2, "sandbox.jobs.deliver_shipment", sandbox_shipment_id)
 
 
 def deliver_shipment(sandbox_shipment_id: int) -> None:

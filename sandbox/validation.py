@@ -1,6 +1,6 @@
 """Validation of the sandbox's create-order body: field → messages, as ShipBob answers a 422.
 
-Pure (no Flask, no database); ``web.sandbox`` answers 422 ``{"errors": ...}`` with the result.
+Pure (no Flask, no database); ``sandbox.api`` answers 422 ``{"errors": ...}`` with the result.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _check_length(errors: dict[str, list[str]], field: str, value: object, limit
 def validate_order(body: Any) -> dict[str, list[str]]:
     """Field → messages for an order body; empty when it can be accepted. Pure.
 
-    Limits are the columns' (``store.sandbox_models``), so nothing valid here fails on insert."""
+    Limits are the columns' (``sandbox.models``), so nothing valid here fails on insert."""
     if not isinstance(body, dict):
         return {"body": ["must be a JSON object"]}
     errors: dict[str, list[str]] = {}

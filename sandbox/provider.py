@@ -1,4 +1,4 @@
-"""The built-in sandbox provider: Relais' adapter for the simulated warehouse of ``web.sandbox``.
+"""The built-in sandbox provider: Relais' adapter for the simulated warehouse of ``sandbox.api``.
 
 It speaks HTTP to the sandbox API like any adapter to its 3PL, so everything Relais does with a
 real provider (timeouts, 429 with Retry-After, duplicates, partial cancels, signed webhooks) is

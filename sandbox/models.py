@@ -1,4 +1,4 @@
-"""Tables of the built-in sandbox fulfilment centre (``web.sandbox``, ``jobs.sandbox``).
+"""Tables of the built-in sandbox fulfilment centre (``sandbox.api``, ``sandbox.jobs``).
 
 The sandbox is a simulated 3PL living in the same database as Relais so that a fresh machine runs
 end to end with no outside account. Its tables are its own (prefixed ``sandbox_``); Relais' pipeline
@@ -15,12 +15,17 @@ from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, case, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from store.models import Base, Id, utcnow
+from store.models import Id, utcnow
 
 
-class SandboxOrder(Base):
+class SandboxBase(DeclarativeBase):
+    """The sandbox's own metadata: its tables are created by ``sandbox.enable`` in development only,
+    never by Relais' migrations, so a production database holds none of them."""
+
+
+class SandboxOrder(SandboxBase):
     """An order the sandbox accepted; ``reference`` is unique per account (the idempotency key)."""
 
     __tablename__ = "sandbox_orders"
@@ -67,7 +72,7 @@ class SandboxOrder(Base):
         return "delivered" if live == {"delivered"} else "shipped"
 
 
-class SandboxLine(Base):
+class SandboxLine(SandboxBase):
     __tablename__ = "sandbox_lines"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -80,7 +85,7 @@ class SandboxLine(Base):
     order: Mapped[SandboxOrder] = relationship(back_populates="lines")
 
 
-class SandboxShipment(Base):
+class SandboxShipment(SandboxBase):
     """A parcel: created ``processing`` with the order, then ``shipped``/``delivered`` or ``cancelled``.
 
     Each state change is claimed by a conditional UPDATE on ``status``, so a cancel racing the
@@ -123,7 +128,7 @@ class SandboxShipment(Base):
         }
 
 
-class SandboxStock(Base):
+class SandboxStock(SandboxBase):
     """Stock of one SKU at the sandbox's single location; ``committed`` is held by open parcels."""
 
     __tablename__ = "sandbox_stock"

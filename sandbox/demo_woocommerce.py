@@ -33,8 +33,8 @@ CUSTOMERS = [
 
 def run(runtime: Any, base: str, count: int, timeout: int) -> None:
     """Register a stand-in store, place ``count`` orders on it, and watch them travel."""
-    from cli.demo import _watch
-    from tests.fakes.woocommerce import FakeWooCommerce  # the stand-in store, for the demo only
+    from sandbox.demo import _watch
+    from sandbox.woocommerce.store import FakeWooCommerce  # the stand-in store, for the demo only
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-in's request log is noise here
     store = FakeWooCommerce().start()

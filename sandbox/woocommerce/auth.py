@@ -18,16 +18,16 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.woocommerce_state import Key
+from sandbox.woocommerce.state import Key
 
 if TYPE_CHECKING:
-    from tests.fakes.woocommerce import FakeWooCommerce
+    from sandbox.woocommerce.store import FakeWooCommerce
 
 Outcome = tuple[Key | None, str, Response | None]  # key (None: anonymous), mode, refusal
 
 
 def _error(code: str, message: str, status: int = 401, headers: dict[str, str] | None = None) -> Response:
-    from tests.fakes.woocommerce import wc_error
+    from sandbox.woocommerce.store import wc_error
 
     return wc_error(code, message, status, headers)
 
