@@ -23,7 +23,12 @@ def list_orders(state: str | None, limit: int) -> None:
         stmt = select(Order).order_by(Order.id.desc()).limit(limit)
         if state:
             stmt = stmt.where(Order.state == state)
-        for row in session.scalars(stmt):
+        rows = list(session.scalars(stmt))
+        if not rows:
+            click.echo("no orders" + (f" in state {state}" if state else ""))
+            return
+        click.echo(f"{'id':>6}  {'shop':<9} {'order':<12} {'state':<18} {'reference':<24} reason")
+        for row in rows:
             click.echo(
                 f"{row.id:>6}  shop {row.shop_id:<4} {row.name or row.platform_order_id:<12} {row.state:<18} "
                 f"{row.provider_reference or '':<24} {row.failure_reason or ''}"

@@ -20,6 +20,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.base = base
         self.entries = entries
+        self._builtin = dict(entries)
 
     def get(self, name: str) -> type[T]:
         """The class registered as ``name``; ``ConfigError`` names the known ones otherwise."""
@@ -38,6 +39,11 @@ class Registry(Generic[T]):
         """Add an entry at run time: how an optional package (the development sandbox) plugs in
         without product code importing it."""
         self.entries[name] = target
+
+    def reset(self) -> None:
+        """Only the built-in entries again (a process whose settings disable the optional ones)."""
+        self.entries.clear()
+        self.entries.update(self._builtin)
 
     def names(self) -> list[str]:
         return sorted(self.entries)

@@ -20,6 +20,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from config import Settings
 from integrations.shopify.webhooks import sign
 from sandbox.shop import SANDBOX_LOCATION
 from store.db import transaction
@@ -121,7 +122,7 @@ def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
             select(Shop).where(Shop.platform == "shopify", Shop.domain == DEMO_SHOP)
         ).scalar_one_or_none()
         if shop is None:
-            # The demo shop writes its tracking back to the built-in sandbox shop (web/sandbox_shop.py).
+            # The demo shop writes its tracking back to the built-in sandbox shop (sandbox/shop.py).
             credentials = {"access_token": "shpat_demo", "sandbox_shop": True}
             demo_settings = {"location_id": SANDBOX_LOCATION}
             shop = upsert_shop(session, runtime.vault, "shopify", DEMO_SHOP, credentials, "sandbox", {}, demo_settings)
@@ -144,9 +145,13 @@ def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
         click.echo(f"sent orders/paid {payload['name']} ({order_id}) → HTTP {response.status_code}")
         ids.append(str(order_id))
     _watch(runtime, shop_id, ids, timeout)
-    # The merchant's view of these orders, outside Shopify's admin: a signed link that expires.
-    link = signed_link(settings.with_(public_url=base), shop_id)
-    click.echo(f"settings page of {DEMO_SHOP} (valid {LINK_LIFETIME // 3600} h): {link}")
+    print_settings_link(settings.with_(public_url=base), shop_id, DEMO_SHOP)
+
+
+def print_settings_link(settings: Settings, shop_id: int, name: str) -> None:
+    """The merchant's view of the demo orders, outside Shopify's admin: a signed link that expires."""
+    link = signed_link(settings, shop_id)
+    click.echo(f"settings page of {name} (valid {LINK_LIFETIME // 3600} h): {link}")
 
 
 def _watch(runtime, shop_id: int, ids: list[str], timeout: int) -> None:  # type: ignore[no-untyped-def]
@@ -177,10 +182,9 @@ def _watch(runtime, shop_id: int, ids: list[str], timeout: int) -> None:  # type
     states = {i: i in finished for i in ids}
     if all(states.values()):
         click.echo(
-            "every order reached the warehouse and shipped; `flask --app app orders show <name>` tells the whole story"
+            "every order reached the warehouse and shipped; `./dev flask orders show <name>` tells the whole story"
         )
     else:
         click.echo(
-            "some orders have not finished yet: is the worker running? "
-            "`flask --app app orders list` shows where they are"
+            "some orders have not finished yet: is the worker running? `./dev flask orders list` shows where they are"
         )

@@ -15,15 +15,18 @@ import time
 from typing import Any
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from integrations.woocommerce.connect import new_secret
 from integrations.woocommerce.inventory import LOCATION
 from integrations.woocommerce.webhooks import SUBSCRIBED_TOPICS
 from store.db import transaction
-from store.models import WebhookEvent
+from store.models import Shop, WebhookEvent
 from store.shops import upsert_shop
 
+DEMO_MARK = "demo"  # shop setting marking a demo run's stand-in store
+ENDED = "demo_ended"  # status of a demo shop once its stand-in store has stopped (never polled)
 CUSTOMERS = [
     ("Camille", "12 rue de Rivoli", "Paris", "75001", "FR"),
     ("Jonas", "Friedrichstraße 43", "Berlin", "10117", "DE"),
@@ -33,22 +36,31 @@ CUSTOMERS = [
 
 def run(runtime: Any, base: str, count: int, timeout: int) -> None:
     """Register a stand-in store, place ``count`` orders on it, and watch them travel."""
-    from sandbox.demo import _watch
+    from sandbox.demo import _watch, print_settings_link
     from sandbox.woocommerce.store import FakeWooCommerce  # the stand-in store, for the demo only
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-in's request log is noise here
     store = FakeWooCommerce().start()
     secret = new_secret()
     stop = threading.Event()
+    shop_id: int | None = None
     try:
         with transaction(runtime.sessions) as session:
+            forget_earlier_demo_stores(session)
             credentials = {
                 "consumer_key": store.key.consumer_key,
                 "consumer_secret": store.key.consumer_secret,
                 "webhook_secret": secret,
             }
             shop_id = upsert_shop(
-                session, runtime.vault, "woocommerce", store.url, credentials, "sandbox", {}, {"location_id": LOCATION}
+                session,
+                runtime.vault,
+                "woocommerce",
+                store.url,
+                credentials,
+                "sandbox",
+                {},
+                {"location_id": LOCATION, DEMO_MARK: True},
             ).id
         click.echo(f"stand-in WooCommerce store at {store.url} registered as shop {shop_id}")
         for topic in SUBSCRIBED_TOPICS:
@@ -72,10 +84,30 @@ def run(runtime: Any, base: str, count: int, timeout: int) -> None:
         # Like WooCommerce's Action Scheduler: queued deliveries (our own writes' echoes) go out.
         threading.Thread(target=_keep_delivering, args=(store, stop), daemon=True).start()
         _watch(runtime, shop_id, ids, timeout)
-        _show_store(runtime, shop_id, store, [int(i) for i in ids], deadline=time.monotonic() + 20)
+        _show_store(runtime, shop_id, store, [int(i) for i in ids], deadline=time.monotonic() + min(20, timeout))
+        print_settings_link(runtime.settings.with_(public_url=base), shop_id, f"the stand-in store {store.url}")
     finally:
         stop.set()
         store.stop()
+        if shop_id is not None:
+            # The stand-in store lives only as long as this command: its shop stops being polled
+            # now, and the next demo run deletes it (the settings link above still opens it).
+            with transaction(runtime.sessions) as session:
+                session.execute(update(Shop).where(Shop.id == shop_id).values(status=ENDED))
+
+
+def forget_earlier_demo_stores(session: Session) -> int:
+    """Delete the shops of earlier WooCommerce demo runs (their stand-in stores are gone) with all
+    their rows (every table's foreign key to shops cascades). Returns how many were deleted."""
+    earlier = [
+        shop.id
+        for shop in session.scalars(select(Shop).where(Shop.platform == "woocommerce"))
+        if (shop.settings or {}).get(DEMO_MARK)
+    ]
+    if earlier:
+        session.execute(delete(Shop).where(Shop.id.in_(earlier)))
+        click.echo(f"removed {len(earlier)} shop(s) left by earlier WooCommerce demo runs")
+    return len(earlier)
 
 
 def _deliver(store: Any) -> list[tuple[str, int]]:

@@ -20,4 +20,5 @@ _registry = Registry("provider", FulfilmentProvider, PROVIDERS)
 get = _registry.get
 names = _registry.names
 register = _registry.register
+reset = _registry.reset
 check = _registry.check
