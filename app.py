@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 
 from config import Settings, load_settings
 from config.logging import configure_logging
@@ -18,7 +19,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if runtime is None:
         runtime = build_runtime(settings or load_settings())
     settings = runtime.settings
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     fulfilment.check()
     platforms.check()
     set_runtime(runtime)
@@ -27,11 +28,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes + 1024)
     app.extensions["relais"] = runtime
 
-    from web import health, webhooks
+    from web import health, limits, webhooks
 
+    limits.install(app)  # bounded <int:…> ids and JSON refusals on /webhooks/: before any blueprint
     app.register_error_handler(WebhookRejected, webhooks.rejected)
+    app.register_error_handler(DBAPIError, webhooks.database_unavailable)  # 503: the sender retries
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(health.blueprint)
+    from web import metrics
+
+    metrics.init_app(app, runtime)  # GET /metrics (RELAIS_METRICS_TOKEN), a clean log context per request
     from web import woocommerce
 
     app.register_blueprint(woocommerce.blueprint)

@@ -19,3 +19,12 @@ def register_commands(app: Flask) -> None:
     from cli import stock
 
     app.cli.add_command(stock.stock)
+    from cli.reconcile import reconcile
+
+    app.cli.add_command(reconcile)
+    from cli.woocommerce import woocommerce
+
+    app.cli.add_command(woocommerce)
+    from cli.deadletter import deadletter
+
+    app.cli.add_command(deadletter)

@@ -2,11 +2,31 @@
 
 Webhook requests only verify, insert and enqueue, so a few sync-threaded workers answer far
 inside Shopify's 5 s limit; threads overlap the database commit and the Redis round trip.
+
+gunicorn reads this file in its master process, before it binds or forks: Relais' settings are
+checked here, so a misconfigured deploy exits at once naming every missing variable, instead of
+booting workers that answer 500 to every request.
 """
 
 import os
+import sys
+from pathlib import Path
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # the `gunicorn` script puts its own folder first, not the app's
+    sys.path.insert(0, _ROOT)
+
+from config.startup import refuse, refuse_public_bind, settings_or_exit  # noqa: E402
+from integrations.errors import ConfigError  # noqa: E402
+
+_settings = settings_or_exit()
+
+# RELAIS_BIND when set; else 0.0.0.0:$PORT in production (Heroku's router), 127.0.0.1:$PORT in development.
+bind = _settings.bind
+try:
+    refuse_public_bind(_settings, [bind])  # again in on_starting, for a --bind given on the command line
+except ConfigError as _exc:
+    raise refuse(f"Relais cannot start: {_exc}") from None
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
@@ -18,3 +38,12 @@ accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 max_requests = 2000
 max_requests_jitter = 200
+
+
+def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+    """Before binding: development's made-up secrets never listen beyond this machine (the final
+    addresses, ``--bind`` on the command line included)."""
+    try:
+        refuse_public_bind(_settings, server.cfg.bind)
+    except ConfigError as exc:
+        raise refuse(f"Relais cannot start: {exc}") from None

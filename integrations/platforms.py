@@ -47,6 +47,17 @@ class OrderEvent:
 
 
 @dataclass(frozen=True)
+class UnreadableOrder:
+    """An order ``orders_modified_since`` found but could not map to an ``Order`` (a payload the
+    normaliser refuses). Yielded in its place so one bad order neither stops reconciliation nor
+    vanishes: the caller reports it and reads the rest."""
+
+    platform_order_id: str
+    updated_at: datetime | None
+    error: str
+
+
+@dataclass(frozen=True)
 class TrackingWrite:
     """What the platform recorded for a parcel: its own fulfilment id (or note id)."""
 
@@ -167,8 +178,11 @@ class Platform(abc.ABC):
         ``ValueError`` on a payload it cannot read."""
         raise NotImplementedError(f"{self.name} catalogue deliveries are not implemented yet")
 
-    def orders_modified_since(self, since: datetime) -> Iterable[Order]:
-        """Orders changed since ``since`` (reconciliation of missed webhooks)."""
+    def orders_modified_since(self, since: datetime) -> Iterable[Order | UnreadableOrder]:
+        """Orders changed since ``since`` (reconciliation of missed webhooks), oldest change first,
+        each exactly as the platform's webhook normaliser gives it (``jobs.decide`` must not be able
+        to tell a polled order from a delivered one); an order it cannot map comes as
+        ``UnreadableOrder``. Raises ``RetryableError``, ``AuthError``, ``InvalidRequestError``."""
         raise NotImplementedError(f"{self.name} reconciliation is not implemented yet")
 
     def verify_access(self) -> str:

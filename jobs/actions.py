@@ -15,6 +15,7 @@ from store import audit
 from store import orders as order_store
 from store.db import transaction
 from store.models import Shop
+from store.shops import has_provider
 
 ACTIONS = ("retry", "release", "cancel")
 
@@ -53,7 +54,9 @@ def perform(runtime: Runtime, shop_id: int, order_id: int, action: str, actor: s
             message = f"{name} will be sent again"
         elif action == "release":
             recorded = decisions.Recorded(state=row.state, platform_updated_at=None)
-            decision = decisions.release(order_store.to_model(row), recorded, shop.settings or {})
+            decision = decisions.release(
+                order_store.to_model(row), recorded, shop.settings or {}, has_provider=has_provider(shop)
+            )
             if decision.action in (decisions.UPDATE, decisions.HOLD):
                 return ActionResult(False, f"{name}: {decision.reason}")
             if decision.state:

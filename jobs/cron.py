@@ -11,11 +11,17 @@ SWEEP_INTERVAL = 60  # seconds
 
 def build_scheduler(runtime: Runtime) -> CronScheduler:
     """Every periodic job Relais runs; one scheduler process per deployment is enough (RQ
-    registers each scheduler, and the jobs themselves are idempotent if two ever overlap)."""
+    registers each scheduler, and the jobs themselves are idempotent if two ever overlap).
+
+    RQ's cron scheduler keeps its timetable in the process, not in Redis (Redis only holds a
+    monitoring entry that its heartbeat re-creates), so a flush does not stop it; a Redis outage
+    makes it raise and exit, and the worker pool's parent then starts a new one (jobs/worker.py)."""
     from jobs import maintenance, polling
 
     scheduler = CronScheduler(connection=runtime.redis, logging_level=runtime.settings.log_level)
-    scheduler.register(maintenance.sweep, "maintenance", interval=SWEEP_INTERVAL, name="sweep")
+    # RELAIS_SWEEP_INTERVAL_SECONDS (60 s by default; tests and drills shorten it).
+    sweep_every = runtime.settings.sweep_interval_seconds or SWEEP_INTERVAL
+    scheduler.register(maintenance.sweep, "maintenance", interval=sweep_every, name="sweep")
     scheduler.register(polling.poll_all, "maintenance", interval=polling.POLL_INTERVAL, name="poll-shipments")
     from jobs import reconcile, shop_setup
 

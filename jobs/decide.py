@@ -24,6 +24,10 @@ NOTHING_TO_SHIP = "nothing_to_ship"  # record; no line needs shipping
 UPDATE = "update"  # record the newer data; the pipeline state stays
 STALE = "stale"  # older than what we have: ignore entirely
 
+# The hold reason of an order whose shop has no provider yet (new installs start so). Orders held
+# with it are released by the shop's first saved and tested provider (``provider_saved``).
+WAITING_FOR_PROVIDER = "waiting for a provider"
+
 
 @dataclass(frozen=True)
 class Recorded:
@@ -40,8 +44,10 @@ class Decision:
     reason: str
 
 
-def decide(order: Order, recorded: Recorded | None, rules: Mapping[str, Any]) -> Decision:
-    """Decide from state. ``rules`` is the shop's settings (``push_on``: "paid" or "created")."""
+def decide(order: Order, recorded: Recorded | None, rules: Mapping[str, Any], has_provider: bool = True) -> Decision:
+    """Decide from state. ``rules`` is the shop's settings (``push_on``: "paid" or "created");
+    ``has_provider``: whether the shop has a provider to push to (else a pushable order is held
+    "waiting for a provider", after the shop's own hold rules, which need the merchant first)."""
     if recorded and recorded.platform_updated_at and order.updated_at < recorded.platform_updated_at:
         return Decision(STALE, None, f"update of {order.updated_at.isoformat()} is older than the one applied")
     current = recorded.state if recorded else None
@@ -67,7 +73,26 @@ def decide(order: Order, recorded: Recorded | None, rules: Mapping[str, Any]) ->
     reason = hold_reason(order, rules)
     if reason:
         return Decision(HOLD, states.HELD, reason)
+    if not has_provider:
+        return Decision(HOLD, states.HELD, WAITING_FOR_PROVIDER)
     return Decision(PUSH, states.READY, "paid" if order.paid else "created (shop pushes on creation)")
+
+
+def is_waiting_for_provider(held_reason: str) -> bool:
+    """Whether a hold is the no-provider one (``held_reason``: why the order last went to held)."""
+    return held_reason.startswith(WAITING_FOR_PROVIDER)
+
+
+def provider_saved(order: Order, recorded: Recorded, held_reason: str, rules: Mapping[str, Any]) -> Decision:
+    """The shop now has a tested provider: an order held only for the lack of one is decided again
+    as if it had just arrived (the shop's hold rules of today apply; a cancelled one is not sent).
+    Any other order is left alone (``UPDATE``): a merchant's hold is released by the merchant."""
+    if recorded.state != states.HELD or not is_waiting_for_provider(held_reason):
+        return Decision(UPDATE, None, f"order is {recorded.state}, not waiting for a provider")
+    decision = decide(order, Recorded(states.HELD, None), rules, has_provider=True)
+    if decision.action == PUSH:
+        return Decision(PUSH, states.READY, "a provider is saved and tested: sending")
+    return decision
 
 
 # Without these no parcel can leave, whatever the shop's rules say.
@@ -91,9 +116,10 @@ def hold_reason(order: Order, rules: Mapping[str, Any]) -> str:
     return ""
 
 
-def release(order: Order, recorded: Recorded, rules: Mapping[str, Any]) -> Decision:
+def release(order: Order, recorded: Recorded, rules: Mapping[str, Any], has_provider: bool = True) -> Decision:
     """The merchant releases a held order: the shop's hold rules no longer apply to it, but an
-    order that cannot ship (cancelled, nothing to ship, no address at all) is still not pushed."""
+    order that cannot ship (cancelled, nothing to ship, no address at all, no provider to ship
+    it) is still not pushed."""
     if recorded.state != states.HELD:
         return Decision(UPDATE, None, f"order is {recorded.state}, not held")
     if order.cancelled:
@@ -105,4 +131,6 @@ def release(order: Order, recorded: Recorded, rules: Mapping[str, Any]) -> Decis
     blank = [name for name in ESSENTIAL_ADDRESS_FIELDS if not getattr(order.ship_to, name, "")]
     if order.ship_to is None or blank:
         return Decision(HOLD, None, "cannot release: the shipping address lacks " + ", ".join(blank or ["everything"]))
+    if not has_provider:
+        return Decision(HOLD, None, f"cannot release: {WAITING_FOR_PROVIDER} (save and test one first)")
     return Decision(PUSH, states.READY, "hold released by the merchant")

@@ -11,6 +11,7 @@ import logging
 
 from marshmallow import ValidationError
 
+from config import log_context
 from integrations import fulfilment, platforms
 from jobs import lifecycle, stock
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
@@ -20,6 +21,7 @@ from jobs.shipments import apply_provider_event
 from jobs.tracking import enqueue_write, tracking_key
 from store.db import transaction
 from store.models import Shipment, Shop, WebhookEvent, utcnow
+from store.shops import has_provider
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ def process_event(event_id: int) -> str:
         event = session.get(WebhookEvent, event_id, with_for_update=True)
         if event is None:
             return "gone"
+        log_context.bind(shop_id=event.shop_id, event_id=event.id)  # JSON log lines, follow-ups' fair share
         if event.status in ("processed", "ignored", "failed"):
             return f"already {event.status}"
         event.attempts += 1
@@ -53,6 +56,9 @@ def process_event(event_id: int) -> str:
                 outcome = lifecycle.handle_event(runtime, session, shop, event)
             elif kind == "inventory":
                 outcome = stock.handle_catalogue_event(runtime, session, shop, event)
+            elif kind == "provider" and not has_provider(shop):
+                # No provider to read it with (none saved yet, or one this deployment lacks).
+                return _finish(event, "ignored", "the shop has no fulfilment provider")
             elif kind == "provider":
                 parsed = provider_for(runtime, shop).parse_webhook(event.headers, event.body)
                 outcome = apply_provider_event(session, shop, parsed, event.id, after_commit)

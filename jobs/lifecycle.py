@@ -81,7 +81,8 @@ def _triggered_at(event: WebhookEvent | None) -> float | None:
 
 def after_install(shop_id: int) -> str:
     """Job run after every install: make sure the shop has its webhook subscriptions (the TOML's
-    topics; compliance topics exist only in the TOML). Safe to repeat."""
+    topics; compliance topics exist only in the TOML): none at shop level for topics the deployed
+    TOML subscribes app-wide, whose earlier shop-level copies are removed. Safe to repeat."""
     runtime = get_runtime()
     with runtime.sessions() as session:
         shop = session.get(Shop, shop_id)
@@ -89,11 +90,15 @@ def after_install(shop_id: int) -> str:
             return "shop inactive"
         client = platform_for(runtime, shop).admin()  # type: ignore[attr-defined]
     address = runtime.settings.public_url.rstrip("/") + "/webhooks/shopify"
-    report = subscriptions.ensure(client, address, app_config().topics)
+    # Topics the deployed TOML subscribes app-wide get no shop-level copy (each event would arrive twice).
+    app_wide = subscriptions.app_wide_topics(runtime.settings.shopify_api_key)
+    report = subscriptions.ensure(client, address, app_config().topics, app_wide)
     with transaction(runtime.sessions) as session:
         shop = session.get(Shop, shop_id)
         summary = (
             f"{len(report.present)} present, {len(report.created)} created, {len(report.refused)} refused by Shopify"
         )
+        if report.app_wide:
+            summary += f", {len(report.app_wide)} app-wide, {len(report.removed)} shop-level duplicates removed"
         audit.record(session, shop, "subscriptions", summary, {"address": address, **report.as_dict()})
     return summary

@@ -4,13 +4,24 @@ The webhook endpoint commits the inbox row before it answers and only then enque
 was flushed or the enqueue failed, the row sits there. The sweep finds such rows (and orders
 left ``ready``, ``pushing`` or ``cancel_requested`` with no live job) and enqueues them again.
 Enqueueing uses the same deterministic job ids, so a sweep racing a live job does nothing.
+
+A job id that exists is not proof of a live job: a retry waiting in a scheduled registry well
+past its due time (``scheduled_lost_after_seconds``) has no scheduler to move it, and a job
+started by a pool worker that is gone (SIGKILL) will never finish. The sweep moves the first to
+its queue (retry count kept) and re-runs the second (``jobs.queues.job_is_live``). Whatever a
+Redis flush took is re-created from the database: inbox rows (events), orders left ``ready`` /
+``pushing`` (push) or ``cancel_requested`` (cancel), parcels whose tracking is not on the shop
+(tracking); stock syncs come back from their own cron pass (``jobs.stock.enqueue_due``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from jobs import states
@@ -39,9 +50,30 @@ def enqueue_event(runtime: Runtime, event_id: int) -> bool:
     )
 
 
+def rescue_overdue(runtime: Runtime) -> int:
+    """Move every scheduled job well past its due time to its queue, whatever its kind: a
+    scheduler would have done it long ago, so none is running. Returns how many were moved."""
+    lost_before = int(time.time()) - runtime.settings.scheduled_lost_after_seconds
+    moved = 0
+    for name in runtime.queue_names:
+        registry = ScheduledJobRegistry(name, connection=runtime.redis)
+        for job_id in registry.get_jobs_to_schedule(lost_before):
+            try:
+                registry.requeue(job_id)
+            except (InvalidJobOperation, NoSuchJobError):
+                registry.remove(job_id)  # its hash is gone (expired or flushed): the database repairs below
+                continue
+            moved += 1
+    if moved:
+        log.warning("sweep moved %d scheduled jobs that no scheduler had run to their queues", moved)
+    return moved
+
+
 def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
-    """Re-enqueue unprocessed inbox rows and stuck orders whose jobs are gone. Idempotent."""
+    """Re-enqueue unprocessed inbox rows and stuck orders whose jobs are gone, and run retries
+    no scheduler moved. Idempotent."""
     runtime = get_runtime()
+    rescued = rescue_overdue(runtime)
     age = older_than_seconds if older_than_seconds is not None else runtime.settings.sweep_after_seconds
     cutoff = utcnow() - timedelta(seconds=age)
     with runtime.sessions() as session:
@@ -83,4 +115,4 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
     orders = len(runtime.queue("orders")) - before
     if events or orders or tracking:
         log.warning("sweep re-enqueued %d events, %d orders, %d parcels whose jobs were lost", events, orders, tracking)
-    return {"events": events, "orders": max(orders, 0), "tracking": tracking}
+    return {"events": events, "orders": max(orders, 0), "tracking": tracking, "rescued": rescued}

@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from rq import Retry
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
+from config import log_context
 from integrations.errors import AuthError, InvalidRequestError, NotCancellableError, RetryableError
 from integrations.fulfilment.reference import make_reference
 from integrations.model import ProviderOrderRef
@@ -22,9 +24,12 @@ from jobs import states
 from jobs.parties import provider_for
 from jobs.queues import attempts_so_far, enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
+from store import audit
 from store import orders as order_store
 from store.db import transaction
+from store.merchant_view import held_reason
 from store.models import Order, Shop
+from store.shops import has_provider
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,7 @@ def apply_order_event(session: Session, shop: Shop, event: OrderEvent, event_id:
         if row
         else None
     )
-    decision = decisions.decide(order_model, recorded, shop.settings or {})
+    decision = decisions.decide(order_model, recorded, shop.settings or {}, has_provider=has_provider(shop))
     if decision.action == decisions.STALE:
         if row is not None:
             order_store.note(row, f"ignored: {decision.reason}", event_id)
@@ -90,9 +95,56 @@ def apply_order_event(session: Session, shop: Shop, event: OrderEvent, event_id:
     return []
 
 
+def release_waiting(runtime: Runtime, shop_id: int, actor: str) -> int:
+    """The shop has just saved (and tested) a provider: decide again every order held "waiting
+    for a provider", each transition on its timeline, and push those that are ready, once each
+    (deterministic job ids; the rows are locked, so two saves cannot both release one order).
+    Returns how many were queued. Call only after the provider has been saved and tested."""
+    follow_ups: list[FollowUp] = []
+    with transaction(runtime.sessions) as session:
+        shop = session.get(Shop, shop_id)
+        if shop is None or shop.status != "active" or not has_provider(shop):
+            return 0
+        rows = session.scalars(
+            select(Order)
+            .where(Order.shop_id == shop_id, Order.state == states.HELD)
+            .options(selectinload(Order.history), selectinload(Order.lines))
+            .order_by(Order.id)
+            .with_for_update()
+        ).all()
+        for row in rows:
+            recorded = decisions.Recorded(state=row.state, platform_updated_at=None)
+            decision = decisions.provider_saved(
+                order_store.to_model(row), recorded, held_reason(row), shop.settings or {}
+            )
+            if decision.action == decisions.UPDATE:
+                continue
+            if decision.state == states.HELD:
+                # Held again, now by one of the shop's own rules: through received, so the
+                # timeline shows the new reason as a transition into held.
+                order_store.transition(row, states.RECEIVED, f"{shop.provider} is set ({actor}): deciding again")
+            if decision.state:
+                order_store.transition(row, decision.state, f"{decision.reason} ({actor})")
+            if decision.action == decisions.PUSH:
+                follow_ups.append(FollowUp("push", row.id, row.generation))
+        if follow_ups:
+            audit.record(
+                session,
+                shop,
+                "orders_released",
+                f"{len(follow_ups)} order(s) waiting for a provider sent to {shop.provider}",
+                {"order_ids": [f.order_id for f in follow_ups]},
+                actor,
+            )
+    enqueue_follow_ups(runtime, follow_ups)
+    return len(follow_ups)
+
+
 def _retry_or_fail(runtime: Runtime, order_id: int, error: RetryableError, action: str) -> Retry | None:
     """Ask RQ to run this job again no sooner than the provider asked, or fail the order for good."""
     retry = next_retry(runtime, error.retry_after)
+    outcome = "retrying" if retry else "giving up"
+    log.warning("%s of order %s failed (attempt %d): %s; %s", action, order_id, attempts_so_far(), error, outcome)
     if retry is None:
         with transaction(runtime.sessions) as session:
             row = order_store.get_for_update(session, order_id)
@@ -115,6 +167,7 @@ def _fail(runtime: Runtime, order_id: int, reason: str, attempt: dict[str, objec
 def _load(session: Session, order_id: int) -> tuple[Order, Shop, str]:
     """The order (locked) and its shop, or a reason why a job has nothing to do with them."""
     row = order_store.get_for_update(session, order_id)
+    log_context.bind(shop_id=row.shop_id if row is not None else None, order_id=order_id)  # JSON log lines
     shop = session.get(Shop, row.shop_id) if row is not None else None
     if row is None or shop is None:
         return row, shop, "gone"  # type: ignore[return-value]
@@ -135,6 +188,10 @@ def push_order(order_id: int) -> Retry | str:
             return "cancelled"
         if row.state not in (states.READY, states.PUSHING):
             return f"nothing to do in state {row.state}"
+        if not has_provider(shop):
+            # No provider call, no retry: the order waits, and saving a provider releases it.
+            order_store.transition(row, states.HELD, decisions.WAITING_FOR_PROVIDER)
+            return decisions.WAITING_FOR_PROVIDER
         reference = row.provider_reference or make_reference(shop.id, row.platform_order_id, row.generation)
         row.provider_reference = reference
         row.provider = shop.provider
@@ -208,6 +265,12 @@ def cancel_order(order_id: int) -> Retry | str:
             return reason
         if row.state != states.CANCEL_REQUESTED:
             return f"nothing to do in state {row.state}"
+        if not has_provider(shop):
+            # Nobody to ask, and retrying would not change that: the merchant retries once a
+            # provider is set (``failed`` → retry → cancel_requested).
+            row.failure_reason = f"the cancel could not be asked: the shop has no provider ({shop.provider or 'none'})"
+            order_store.transition(row, states.FAILED, row.failure_reason)
+            return "failed"
         reference = row.provider_reference or make_reference(shop.id, row.platform_order_id, row.generation)
         known_id = row.provider_order_id
         provider = provider_for(runtime, shop)

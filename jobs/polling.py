@@ -22,6 +22,7 @@ from jobs.shipments import apply_provider_event
 from jobs.tracking import enqueue_write, tracking_key
 from store.db import transaction
 from store.models import Order, Shipment, Shop
+from store.shops import has_provider, provider_available
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def poll_all() -> int:
         shops = session.execute(select(Shop.id, Shop.provider).where(Shop.status == "active")).all()
     count = 0
     for shop_id, provider in shops:
+        if not provider_available(provider):
+            continue  # no provider yet (or none this deployment has): nothing to poll
         if fulfilment.get(provider).acknowledges_tracking:
             count += enqueue_once(runtime, "tracking", "jobs.polling.poll_shipments", shop_id, job_id=f"poll-{shop_id}")
     return count
@@ -47,6 +50,8 @@ def poll_shipments(shop_id: int) -> str:
         shop = session.get(Shop, shop_id)
         if shop is None or shop.status != "active":
             return "shop inactive"
+        if not has_provider(shop):
+            return f"skipped: shop {shop_id} has no fulfilment provider yet, nothing to poll"
         provider = provider_for(runtime, shop)
     try:
         parcels = provider.unacknowledged_shipments()

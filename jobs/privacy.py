@@ -4,39 +4,56 @@ Payloads (reference/shopify.md §2): ``shop/redact`` ``{shop_id, shop_domain}``;
 ``customers/redact`` ``{customer: {id, email, phone}, orders_to_redact: [ids]}``;
 ``customers/data_request`` ``{customer: {...}, orders_requested: [ids], data_request: {id}}``.
 A customer is matched by the order ids Shopify names, or by the e-mail or phone on the order.
-Raw deliveries are matched by parsing them with the shop's platform adapter, so the rule is the
-same for every platform.
+
+A redaction is complete and local. Complete: every copy Relais keeps is covered (orders, their
+lines, timeline, provider attempts, stored deliveries and their kept headers, data exports, the
+audit log, merchant notices, Redis values), and copies kept by optional parts (the development
+sandbox) through redactors they register here (``register_redactor``): product code never
+imports them. Local: nothing is fetched; stored deliveries are read with the platforms' pure
+normalisers, or as raw text when they do not parse (``jobs.redaction``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from jobs.parties import platform_for
-from jobs.runtime import Runtime
+from integrations import jsonbody
+from integrations.errors import WebhookRejected
+from integrations.fulfilment.reference import make_reference
+from jobs.redaction import REDACTED, Redaction, blank_address, collect, delivery_match
+from jobs.runtime import Runtime, get_runtime
 from store import audit
 from store import orders as order_store
 from store.app_models import AuditEntry, DataExport
-from store.models import (
-    FulfilmentAttempt,
-    Order,
-    OrderLine,
-    OrderTransition,
-    Shipment,
-    Shop,
-    WebhookEvent,
-    utcnow,
-)
+from store.models import Base, Order, Shop, WebhookEvent, utcnow
+from store.sync_models import ShopSync
+from store.woocommerce_models import WooConnectState
 
 log = logging.getLogger(__name__)
-REDACTED = "[redacted]"
+__all__ = ["REDACTED", "Redaction", "register_redactor"]
+
+#: A redactor removes the copies one optional part keeps; it runs in the redaction's transaction
+#: (``session``) and must not call out. Registered once per process (``register_redactor``).
+Redactor = Callable[[Runtime, Session, Redaction], None]
+_REDACTORS: list[Redactor] = []
+
+
+def register_redactor(redactor: Redactor) -> None:
+    """Have ``redactor`` run in every customer and shop redaction (idempotent)."""
+    if redactor not in _REDACTORS:
+        _REDACTORS.append(redactor)
+
+
+def _run_redactors(runtime: Runtime, session: Session, redaction: Redaction) -> None:
+    for redactor in list(_REDACTORS):
+        redactor(runtime, session, redaction)
 
 
 @dataclass(frozen=True)
@@ -55,10 +72,10 @@ class Customer:
 
 
 def _payload(event: WebhookEvent) -> dict[str, Any]:
-    payload = json.loads(event.body)
-    if not isinstance(payload, dict):
-        raise ValueError("privacy payload is not a JSON object")
-    return payload
+    try:
+        return jsonbody.parse_object(event.body)
+    except WebhookRejected as exc:
+        raise ValueError(f"privacy payload unreadable: {exc}") from None
 
 
 def _customer(payload: dict[str, Any], orders_key: str) -> Customer:
@@ -88,55 +105,135 @@ def _customer_orders(session: Session, shop: Shop, customer: Customer) -> Iterat
             yield row
 
 
-def _customer_events(runtime: Runtime, session: Session, shop: Shop, customer: Customer) -> Iterator[WebhookEvent]:
-    """Stored order deliveries about this customer (read through the platform's own parser)."""
-    adapter = platform_for(runtime, shop)
-    events = session.scalars(
-        select(WebhookEvent).where(WebhookEvent.shop_id == shop.id, WebhookEvent.source == shop.platform)
-    ).all()
-    for event in events:
-        if adapter.event_kind(event.topic) != "order":
-            continue
-        try:
-            parsed = adapter.parse_order_event(event.topic, event.body)
-        except Exception as exc:  # noqa: BLE001 - unreadable or already redacted: nothing of the customer in it
-            log.debug("event %s not read for the redaction: %s", event.id, type(exc).__name__)
-            continue
-        order = parsed.order
-        email, phone = (order.contact.email, order.contact.phone) if order else ("", "")
-        if customer.owns(parsed.platform_order_id, email, phone):
-            yield event
+def _shop_redaction(session: Session, shop: Shop, customer: Customer, orders: list[Order]) -> Redaction:
+    contacts = [copy for row in orders for copy in (row.contact, row.ship_to)]
+    identifiers, words = collect(customer.email, customer.phone, contacts)
+    references = {row.provider_reference or "" for row in orders}
+    for row in orders:
+        references.update(make_reference(shop.id, row.platform_order_id, g) for g in range(1, row.generation + 1))
+    return Redaction(
+        kind="customer",
+        shop_id=shop.id,
+        shop_domain=shop.domain,
+        platform=shop.platform,
+        platform_order_ids=customer.order_ids | {row.platform_order_id for row in orders},
+        references=frozenset(r for r in references if r),
+        identifiers=identifiers,
+        needles=words,
+    )
 
 
 def redact_customer(runtime: Runtime, session: Session, shop: Shop, event: WebhookEvent) -> str:
-    """Anonymise the customer's addresses and contacts in stored orders and raw deliveries."""
+    """Remove the customer's contact, name and address from every copy Relais keeps of them."""
     payload = _payload(event)
     customer = _customer(payload, "orders_to_redact")
     orders = list(_customer_orders(session, shop, customer))
+    redaction = _shop_redaction(session, shop, customer, orders)
     for row in orders:
-        if row.ship_to:
-            row.ship_to = {k: (v if k == "country_code" else "") for k, v in row.ship_to.items()}
+        row.ship_to = blank_address(row.ship_to)
         row.contact = {"email": "", "phone": ""}
+        row.failure_reason = redaction.scrub(row.failure_reason)
+        for line in row.lines:
+            line.name = redaction.scrub(line.name)
+        for step in row.history:
+            step.reason = redaction.scrub(step.reason)
+        for attempt in row.attempts:
+            attempt.detail = redaction.scrub(attempt.detail)
         order_store.note(row, "customer's address and contact redacted (customers/redact)", event.id)
-    raw = list(_customer_events(runtime, session, shop, customer))
-    for stored in raw:
-        order_id = stored.body and _order_id(stored.body)
-        stored.body = json.dumps({"id": order_id, "redacted": True}).encode()
-        stored.headers = {k: v for k, v in (stored.headers or {}).items() if k != "X-Shopify-Shop-Domain"}
-        if stored.status in ("received", "enqueued"):
-            stored.status, stored.error, stored.processed_at = "ignored", "redacted before processing", utcnow()
+    raw = _redact_deliveries(session, shop, event, redaction)
+    exports = _redact_records(session, shop, customer, redaction)
+    _redact_redis(runtime, redaction)
+    _run_redactors(runtime, session, redaction)
     _scrub_request(event, payload)
-    summary = f"customer {customer.ref or '?'}: {len(orders)} orders and {len(raw)} deliveries redacted"
+    summary = f"customer {customer.ref or '?'}: {len(orders)} orders, {raw} deliveries and {exports} exports redacted"
     audit.record(session, shop, "customers_redact", summary, {"customer": customer.ref}, "shopify")
     return summary
 
 
-def _order_id(body: bytes) -> str:
-    try:
-        value = json.loads(body).get("id")
-    except (ValueError, AttributeError):
-        return ""
-    return str(value) if value is not None else ""
+def _redact_deliveries(session: Session, shop: Shop, request: WebhookEvent, redaction: Redaction) -> int:
+    """Every stored delivery of the shop (any source) naming the customer or their orders is
+    replaced by a stub; in the others, kept headers and errors lose any needle."""
+    events = session.scalars(select(WebhookEvent).where(WebhookEvent.shop_id == shop.id, WebhookEvent.id != request.id))
+    redacted = 0
+    for stored in events:
+        matched, order_id = delivery_match(redaction, stored.source, stored.topic, stored.body or b"")
+        if matched or redaction.mentions(stored.headers or {}):
+            stored.body = json.dumps({"id": order_id, "redacted": True}).encode()
+            if stored.status in ("received", "enqueued"):
+                stored.status, stored.error, stored.processed_at = "ignored", "redacted before processing", utcnow()
+            redacted += 1
+        stored.headers = redaction.scrub(stored.headers or {})
+        stored.error = redaction.scrub(stored.error)
+    return redacted
+
+
+def _redact_records(session: Session, shop: Shop, customer: Customer, redaction: Redaction) -> int:
+    """The customer's data exports are deleted; audit entries and the merchant's notice scrubbed."""
+    removed = 0
+    for export in session.scalars(select(DataExport).where(DataExport.shop_id == shop.id)):
+        if (customer.ref and export.customer_ref == customer.ref) or redaction.mentions(export.data):
+            session.delete(export)
+            removed += 1
+    for entry in session.scalars(select(AuditEntry).where(AuditEntry.shop_id == shop.id)):
+        entry.summary = redaction.scrub(entry.summary)
+        entry.detail = redaction.scrub(entry.detail)
+    sync = session.get(ShopSync, shop.id)
+    if sync is not None and sync.notice:
+        sync.notice = redaction.scrub(sync.notice)
+    return removed
+
+
+def _redis_keys(redaction: Redaction) -> Iterator[str]:
+    """Relais' own Redis keys about the shop (shop redact) or the customer's orders."""
+    sid, domain = redaction.shop_id, _glob(redaction.shop_domain)
+    if redaction.kind == "shop":
+        yield from (
+            f"relais:woo:echo:{sid}:*",
+            f"relais:woo:*:{domain}",
+            f"relais:woo:batch-limit:{sid}",
+            f"relais:woo:sku:{sid}",
+            f"relais:woo:skuid:{sid}",
+            f"relais:woo:ships:{sid}",
+            f"relais:stock:unknown-lookup:{sid}",
+        )
+    else:
+        yield from (f"relais:woo:echo:{sid}:order:{_glob(oid)}" for oid in sorted(redaction.platform_order_ids))
+
+
+def _redact_redis(runtime: Runtime, redaction: Redaction) -> None:
+    """Delete Relais' keys about what is redacted, then any ``relais:*`` value naming the customer."""
+    redis = runtime.redis
+    if redis is None:
+        return
+    for pattern in _redis_keys(redaction):
+        for key in redis.scan_iter(match=pattern, count=500):
+            redis.delete(key)
+    if not redaction.identifiers:
+        return
+    for key in redis.scan_iter(match="relais:*", count=500):
+        if redaction.mentions(_redis_values(redis, key)):
+            redis.delete(key)
+
+
+def _redis_values(redis: Any, key: bytes) -> list[bytes]:
+    kind = redis.type(key)
+    kind = kind.decode() if isinstance(kind, bytes) else kind
+    if kind == "string":
+        return [redis.get(key) or b""]
+    if kind == "list":
+        return list(redis.lrange(key, 0, -1))
+    if kind == "hash":
+        return [part for pair in redis.hgetall(key).items() for part in pair]
+    if kind == "set":
+        return list(redis.smembers(key))
+    if kind == "zset":
+        return list(redis.zrange(key, 0, -1))
+    return []
+
+
+def _glob(text: str) -> str:
+    """``text`` as a literal inside a Redis MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def export_customer(session: Session, shop: Shop, event: WebhookEvent) -> str:
@@ -180,21 +277,39 @@ def export_customer(session: Session, shop: Shop, event: WebhookEvent) -> str:
     return summary
 
 
-def redact_shop(session: Session, shop: Shop, event: WebhookEvent) -> str:
-    """Delete everything kept for the shop. One audit entry, with no shop id, says it was done;
-    the ``shop/redact`` delivery itself stays as the record (it holds only the shop's domain)."""
+def redact_shop(session: Session, shop: Shop, event: WebhookEvent, runtime: Runtime | None = None) -> str:
+    """Delete everything kept for the shop: every table's rows with its ``shop_id`` (and their
+    orders' rows), its Redis keys, and what registered redactors hold (the sandbox's copies).
+    One audit entry, with no shop id, says it was done; the ``shop/redact`` delivery itself stays
+    as the record (it holds only the shop's domain)."""
+    runtime = runtime or get_runtime()
     shop_id, domain = shop.id, shop.domain
+    orders = session.execute(
+        select(Order.platform_order_id, Order.provider_reference).where(Order.shop_id == shop_id)
+    ).all()
+    redaction = Redaction(
+        kind="shop",
+        shop_id=shop_id,
+        shop_domain=domain,
+        platform=shop.platform,
+        platform_order_ids=frozenset(row.platform_order_id for row in orders),
+        references=frozenset(row.provider_reference for row in orders if row.provider_reference),
+    )
     event.shop_id = None  # detached first: the rows deleted below must not take it with them
     session.flush()
     order_ids = select(Order.id).where(Order.shop_id == shop_id).scalar_subquery()
-    for model in (Shipment, OrderLine, OrderTransition, FulfilmentAttempt):
-        _delete(session, delete(model).where(model.order_id.in_(order_ids)))  # type: ignore[attr-defined]
-    _delete(session, delete(Order).where(Order.shop_id == shop_id))
-    _delete(session, delete(WebhookEvent).where(WebhookEvent.shop_id == shop_id))
-    _delete(session, delete(DataExport).where(DataExport.shop_id == shop_id))
-    _delete(session, delete(AuditEntry).where(AuditEntry.shop_id == shop_id))
+    tables = list(reversed(Base.metadata.sorted_tables))  # children first
+    for table in tables:
+        if "order_id" in table.c and any(fk.column.table.name == "orders" for fk in table.c.order_id.foreign_keys):
+            _delete(session, delete(table).where(table.c.order_id.in_(order_ids)))
+    for table in tables:
+        if "shop_id" in table.c and table.name != "shops":
+            _delete(session, delete(table).where(table.c.shop_id == shop_id))
+    _delete(session, delete(WooConnectState).where(WooConnectState.store_url == domain))
     _delete(session, delete(Shop).where(Shop.id == shop_id))
     session.expunge(shop)
+    _redact_redis(runtime, redaction)
+    _run_redactors(runtime, session, redaction)
     session.add(AuditEntry(shop_id=None, shop_domain=domain, kind="shop_redact", summary="all shop data deleted"))
     log.info("shop %s (%s) redacted", shop_id, domain)
     return "shop data deleted"

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from rq import Retry, get_current_job
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
+from jobs import fairness
 from jobs.runtime import Runtime
+from jobs.scheduling import worker_is_dead
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +27,55 @@ LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobS
 
 
 def job_is_live(runtime: Runtime, job_id: str) -> bool:
-    """True while a job with this id is waiting, scheduled for a retry, or running."""
+    """True while a job with this id is waiting, scheduled for a retry, or running.
+
+    Not live although its status says so: a retry well past its due time (no scheduler is moving
+    it: the scheduler died, or the registry entry was lost) and a job started by a pool worker
+    that is no longer alive (SIGKILLed mid-job). The sweep re-runs those."""
     try:
         job = Job.fetch(job_id, connection=runtime.redis)
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
+    if status == JobStatus.SCHEDULED and _scheduled_lost(runtime, job):
+        return False
+    if status == JobStatus.STARTED and worker_is_dead(runtime.redis, job.worker_name):
+        return False
     return status in LIVE or str(status) in {"rate_limited"}
+
+
+def _scheduled_lost(runtime: Runtime, job: Job) -> bool:
+    """A scheduled job whose due time passed more than ``scheduled_lost_after_seconds`` ago, or
+    that is in no scheduled registry at all: nothing will ever move it back to its queue."""
+    score = runtime.redis.zscore(ScheduledJobRegistry(job.origin, connection=runtime.redis).key, job.id)
+    return score is None or time.time() - score > runtime.settings.scheduled_lost_after_seconds
+
+
+def _rescue_scheduled(runtime: Runtime, job: Job) -> bool:
+    """Move a lost scheduled job to its queue as the scheduler would (its retry count kept);
+    False when it is not in the registry any more."""
+    registry = ScheduledJobRegistry(job.origin, connection=runtime.redis)
+    score = runtime.redis.zscore(registry.key, job.id)
+    try:
+        registry.requeue(job)
+    except InvalidJobOperation:
+        return False
+    late = time.time() - (score or time.time())
+    log.warning("job %s was %.0f s past its due time with no scheduler: moved to its queue", job.id, late)
+    return True
 
 
 def enqueue_once(runtime: Runtime, queue: str, func: str, *args: Any, job_id: str, **options: Any) -> bool:
     """Enqueue ``func(*args)`` as ``job_id`` unless that job is live; True when enqueued now."""
     if job_is_live(runtime, job_id):
         return False
+    queue, options = fairness.route(runtime, queue, func, args, job_id, options)  # per-shop fair share, callbacks
     q = runtime.queue(queue)
     try:
         old = Job.fetch(job_id, connection=runtime.redis)
-        old.delete()  # finished or failed long ago: make room for a fresh run
+        if old.get_status(refresh=False) == JobStatus.SCHEDULED and _rescue_scheduled(runtime, old):
+            return True
+        old.delete()  # finished or failed long ago, or lost with a dead worker: make room for a fresh run
     except NoSuchJobError:
         pass
     # RQ refuses unique=True with a rate limit; the liveness check above is then the guard.

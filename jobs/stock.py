@@ -42,7 +42,7 @@ from store import stock as stock_store
 from store.db import transaction
 from store.models import Shop, WebhookEvent, utcnow
 from store.orders import as_utc
-from store.shops import DEFAULT_SETTINGS
+from store.shops import DEFAULT_SETTINGS, has_provider, provider_available
 from store.stock_models import StockSyncRun
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,12 @@ def enqueue_due(now: datetime | None = None) -> int:
     runtime = get_runtime()
     now = now or utcnow()
     with runtime.sessions() as session:
-        shops = session.execute(select(Shop.id, Shop.settings).where(Shop.status == "active")).all()
+        shops = session.execute(select(Shop.id, Shop.settings, Shop.provider).where(Shop.status == "active")).all()
         started = stock_store.last_starts(session)
     queued = 0
-    for shop_id, shop_settings in shops:
+    for shop_id, shop_settings, provider in shops:
+        if not provider_available(provider):
+            continue  # no provider yet, no stock to read: the cron queues nothing for this shop
         minutes = float((shop_settings or {}).get("stock_interval_minutes", DEFAULT_SETTINGS["stock_interval_minutes"]))
         last = as_utc(started.get(shop_id))
         # A few seconds of slack: the cron ticks every minute, a 5-minute interval means every 5th tick.
@@ -139,6 +141,8 @@ def _run_locked(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
         shop = session.get(Shop, shop_id)
         if shop is None or shop.status != "active":
             return Outcome("skipped", message=f"shop {shop_id} is not active")
+        if not has_provider(shop):
+            return Outcome("skipped", message=f"shop {shop_id} has no fulfilment provider yet: no stock to read")
         settings = {**DEFAULT_SETTINGS, **(shop.settings or {})}
         platform, provider = platform_for(runtime, shop), provider_for(runtime, shop)
         row = StockSyncRun(shop_id=shop_id, trigger=trigger, started_at=utcnow())

@@ -28,6 +28,7 @@ from jobs.shipments import update_order_state
 from store import orders as order_store
 from store.db import transaction
 from store.models import Order, Shipment, Shop, utcnow
+from store.shops import has_provider
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ def write_shipment(shipment_id: int) -> Retry | str:
             for line in order.lines
             if line.requires_shipping
         ]
-        acknowledges = provider_for(runtime, shop).acknowledges_tracking
+        # A shop whose provider this deployment lacks (none yet, or the sandbox in production) still
+        # gets its tracking written; there is simply no provider to tell.
+        acknowledges = has_provider(shop) and provider_for(runtime, shop).acknowledges_tracking
     try:
         if existing_id:
             written = platform.update_tracking(platform_order_id, existing_id, parcel)
@@ -133,6 +136,8 @@ def acknowledge(shipment_id: int) -> Retry | str:
         shop = session.get(Shop, order.shop_id) if order else None
         if row is None or shop is None or row.acknowledged_at is not None:
             return "nothing to do"
+        if not has_provider(shop):
+            return f"nothing to do: shop {shop.id} has no fulfilment provider"
         provider = provider_for(runtime, shop)
         provider_shipment_id = row.provider_shipment_id
     try:

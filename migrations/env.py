@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 from config import load_settings
+from integrations.errors import ConfigError
 from store.models import Base
 
 config = context.config
@@ -13,7 +15,13 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or load_settings().database_url
+    if config.attributes.get("database_url"):
+        return config.attributes["database_url"]
+    try:
+        return load_settings().database_url
+    except ConfigError as exc:
+        # alembic's own command line prints a CommandError as one "FAILED:" line, no traceback.
+        raise CommandError(str(exc)) from None
 
 
 def run_migrations_offline() -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask
+    from sqlalchemy import Engine
 
     from jobs.runtime import Runtime
 
@@ -28,12 +29,29 @@ QUEUE = "sandbox"
 
 
 def enable(runtime: Runtime) -> None:
-    """Register the sandbox provider and create the sandbox's own tables (idempotent)."""
+    """Register the sandbox provider and its redactor (its copies of recipients and the stand-in
+    shop's records go with every redaction). The sandbox's tables are created on first use
+    (``ensure_tables``), not here: a process building its app before the release step has run
+    must not create tables that the migrations are about to create."""
     from integrations import fulfilment
-    from sandbox.models import SandboxBase
+    from jobs import privacy
+    from sandbox import privacy as sandbox_privacy
 
     fulfilment.register("sandbox", "sandbox.provider:SandboxProvider")
-    SandboxBase.metadata.create_all(runtime.engine)
+    privacy.register_redactor(sandbox_privacy.redact)
+
+
+_ready: set[int] = set()
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the sandbox's own tables if they are missing, once per engine and process."""
+    if id(engine) in _ready:
+        return
+    from sandbox.models import SandboxBase
+
+    SandboxBase.metadata.create_all(engine)
+    _ready.add(id(engine))
 
 
 def mount(app: Flask) -> None:

@@ -6,7 +6,8 @@ ShipBob (reference/fulfilment.md A.1): bearer-token auth, a unique order referen
 idempotency key, parcels (shipments) that ship on their own, Standard Webhooks on shipping.
 
 Auth: ``Authorization: Bearer <token>``; any non-empty token is an account of its own (its own
-orders and stock), stored as the token's SHA-256. No token → 401.
+orders and stock), stored as the token's SHA-256. No token → 401. Each account signs its
+webhooks with its own secret (``sandbox.accounts``).
 
 Endpoints (under ``/sandbox``, JSON in and out):
 
@@ -33,13 +34,13 @@ Endpoints (under ``/sandbox``, JSON in and out):
 - ``POST /api/faults`` — ``{"fail_next": n, "status": 429|500|502|503|422|401|403,
   "retry_after": s}``: the account's next n calls (other than this one) answer that status
   instead of running; 429 carries ``Retry-After``/``x-retry-after`` and ShipBob's body.
-  ``{"slow_next": n, "delay": d}``: the next n calls run, then answer d seconds late (a client
-  timeout on a create that did happen). 0 clears. Details in ``sandbox.faults``.
+  ``{"slow_next": n, "delay": d}``: the next n calls run, then answer d seconds late (d at most
+  ``faults.MAX_DELAY``; a client timeout on a create that did happen, with a provider timeout
+  below d). 0 clears. Details in ``sandbox.faults``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -48,7 +49,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.runtime import Runtime
-from sandbox import faults
+from sandbox import ensure_tables, faults
+from sandbox.accounts import account_of
 from sandbox.jobs import schedule
 from sandbox.models import (
     SandboxLine,
@@ -68,11 +70,6 @@ blueprint = Blueprint("sandbox", __name__)
 LOCATION = "SANDBOX-1"
 
 
-def account_of(token: str) -> str:
-    """The account key of a bearer token (its SHA-256), so no raw token is ever stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _runtime() -> Runtime:
     return current_app.extensions["relais"]
 
@@ -84,6 +81,7 @@ def _authenticate() -> Response | tuple[Response, int] | None:
     if scheme.lower() != "bearer" or not token.strip():
         return jsonify(error="unauthorized", message="send Authorization: Bearer <token>"), 401
     g.sandbox_account = account_of(token.strip())
+    ensure_tables(_runtime().engine)  # the sandbox's own tables, made on first use
     if request.endpoint == "sandbox.set_faults":
         return None
     client = _runtime().redis

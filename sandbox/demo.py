@@ -123,14 +123,14 @@ def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
         ).scalar_one_or_none()
         if shop is None:
             # The demo shop writes its tracking back to the built-in sandbox shop (sandbox/shop.py).
-            credentials = {"access_token": "shpat_demo", "sandbox_shop": True}
+            credentials = {"access_token": "shpat_demo", "sandbox_shop": True}  # nosec B105 # the stand-in shop's
             demo_settings = {"location_id": SANDBOX_LOCATION}
             shop = upsert_shop(session, runtime.vault, "shopify", DEMO_SHOP, credentials, "sandbox", {}, demo_settings)
             click.echo(f"registered demo shop {DEMO_SHOP} (id {shop.id}) with the sandbox provider")
         shop_id = shop.id
     ids = []
     for i in range(count):
-        order_id = 9_000_000_000_000_000_000 + random.randrange(10**12)
+        order_id = 9_000_000_000_000_000_000 + random.randrange(10**12)  # nosec B311 # a demo order id
         payload = demo_order(order_id, CUSTOMERS[i % len(CUSTOMERS)])
         body = json.dumps(payload).replace("/", "\\/").encode()
         headers = {

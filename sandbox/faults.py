@@ -6,7 +6,9 @@ Two kinds, set with ``POST /sandbox/api/faults``:
   running (429 with ``Retry-After``/``x-retry-after`` and ShipBob's body, 5xx, 422, 401/403).
 - ``{"slow_next": n, "delay": d}``: the next n calls *do* their work, then wait d seconds before
   answering: the "create timed out on our side but happened on theirs" case that the reference
-  idempotency key exists for.
+  idempotency key exists for. d is at most ``MAX_DELAY`` (a few seconds: each slow answer holds
+  a server thread, so a caller must not be able to park threads for long); to see the timeout,
+  run with ``RELAIS_PROVIDER_TIMEOUT`` below it.
 
 Each is a Redis list of pending faults popped one per call (``LPOP`` is atomic, so two concurrent
 calls never consume the same fault). A key present in the body replaces that list; 0 clears it.
@@ -23,7 +25,7 @@ from flask import Response, jsonify
 
 FAIL_STATUSES = frozenset({401, 403, 422, 429, 500, 502, 503})
 MAX_COUNT = 100
-MAX_DELAY = 30.0
+MAX_DELAY = 5.0
 TTL_SECONDS = 3600
 
 

@@ -8,7 +8,8 @@ which resends the *same* delivery (same ``webhook-id``, as Standard Webhooks req
 nothing else.
 
 Webhooks follow ShipBob's (reference/fulfilment.md A.1): Standard Webhooks signature headers
-``webhook-id``, ``webhook-timestamp``, ``webhook-signature``, the topic in ``x-webhook-topic``,
+``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` (signed with the secret of the
+account that owns the order, ``sandbox.accounts``), the topic in ``x-webhook-topic``,
 body ``{topic, event_time, reference, order_id, shipment{id, status, carrier, service,
 tracking_number, tracking_url, lines[{sku, quantity}]}}``. Topics: ``order.shipped`` and
 ``order.shipment.delivered``.
@@ -28,6 +29,7 @@ from standardwebhooks import Webhook
 
 from integrations.errors import RetryableError
 from jobs.runtime import Runtime, get_runtime
+from sandbox.accounts import webhook_secret
 from sandbox.carriers import buy_label
 from sandbox.models import SandboxShipment, consume_stock, iso
 from store.db import transaction
@@ -123,16 +125,17 @@ def notify(runtime: Runtime, sandbox_shipment_id: int, event: str) -> bool:
         if shipment is None or shipment.status not in states or getattr(shipment, sent_column) is not None:
             return False
         order = shipment.order
+        account = order.account
         payload = {
             "topic": topic,
             "event_time": iso(getattr(shipment, time_column)),
             "reference": order.reference,
-            "order_id": order.id,
+            "order_id": order.id,  # the sandbox's order id: Relais checks it is the one it stored
             "shipment": {**shipment.as_json(), "status": event},
         }
     # A stable id per parcel and event: a retried job resends the same delivery, and Relais'
     # inbox drops the copy by this key.
-    post_webhook(runtime, f"msg_sandbox_{sandbox_shipment_id}_{event}", topic, payload)
+    post_webhook(runtime, f"msg_sandbox_{sandbox_shipment_id}_{event}", topic, payload, account)
     with transaction(runtime.sessions) as session:
         column = getattr(SandboxShipment, sent_column)
         return bool(
@@ -156,12 +159,13 @@ def signed_headers(secret: str, delivery_id: str, topic: str, body: str, at: dat
     }
 
 
-def post_webhook(runtime: Runtime, delivery_id: str, topic: str, payload: dict[str, Any]) -> None:
-    """POST one signed delivery to Relais' provider webhook route; non-2xx raises ``RetryableError``."""
+def post_webhook(runtime: Runtime, delivery_id: str, topic: str, payload: dict[str, Any], account: str) -> None:
+    """POST one delivery, signed with ``account``'s own secret, to Relais' provider webhook route;
+    non-2xx raises ``RetryableError``."""
     settings = runtime.settings
     url = settings.public_url.rstrip("/") + WEBHOOK_PATH
     body = json.dumps(payload, separators=(",", ":"))
-    headers = signed_headers(settings.sandbox_secret, delivery_id, topic, body)
+    headers = signed_headers(webhook_secret(settings, account), delivery_id, topic, body)
     try:
         response = runtime.http.post(url, data=body.encode(), headers=headers, timeout=settings.provider_timeout)
     except requests.RequestException as exc:

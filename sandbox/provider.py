@@ -40,6 +40,8 @@ from integrations.model import (
     ShipmentCancel,
     ShipmentLine,
 )
+from sandbox.accounts import token_webhook_secret
+from store import metrics
 
 JSONDict = dict[str, Any]
 
@@ -81,7 +83,7 @@ class SandboxProvider(FulfilmentProvider):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One request to the sandbox; any answer the caller cannot use becomes a named error."""
-        token = self.options.get("token", "sandbox")
+        token = self.token
         try:
             response = self.context.http.request(
                 method,
@@ -97,6 +99,7 @@ class SandboxProvider(FulfilmentProvider):
         status = response.status_code
         if status == 429:
             retry_after = _seconds(response.headers.get("Retry-After") or response.headers.get("x-retry-after"))
+            metrics.count_provider_429(self.context.redis, self.name)
             raise RetryableError(f"sandbox rate limit on {method} {path}", retry_after=retry_after, status=429)
         if status >= 500:
             raise RetryableError(f"sandbox {method} {path} answered {status}", status=status)
@@ -199,11 +202,17 @@ class SandboxProvider(FulfilmentProvider):
             event_time=event_time,
         )
 
+    @property
+    def token(self) -> str:
+        """The bearer token naming this shop's sandbox account (the API strips it, so do we)."""
+        return str(self.options.get("token", "sandbox")).strip()
+
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> None:
-        """Standard Webhooks check of the raw body (HMAC, and a timestamp within 5 minutes)."""
+        """Standard Webhooks check of the raw body (HMAC, and a timestamp within 5 minutes), with
+        the secret of this shop's own sandbox account: another account's signature is refused."""
         plain = {k.lower(): v for k, v in headers.items()}
         try:
-            Webhook(self.context.settings.sandbox_secret).verify(body, plain, json_parse=False)
+            Webhook(token_webhook_secret(self.context.settings, self.token)).verify(body, plain, json_parse=False)
         except (WebhookVerificationError, ValueError) as exc:
             # ValueError covers a malformed signature entry, bad base64 and a non-UTF-8 body.
             raise WebhookRejected(f"sandbox webhook signature rejected: {exc}", 401) from exc

@@ -10,10 +10,16 @@ requested." refusal; inventory items for every SKU the shop's orders carry, ``av
 compare-and-set (``CHANGE_FROM_QUANTITY_STALE``); and the cost extension. State lives in Redis.
 A shop uses it only when its credentials say ``sandbox_shop`` (``shop add ... --sandbox-shop``,
 and the demo shop); real shops always go to SHOPIFY_ADMIN_URL.
+
+Like Shopify, it answers only a valid ``*.myshopify.com`` name and the access token stored for
+that shop (``X-Shopify-Access-Token``, or a bearer token): a shop's order lines and SKUs are not
+readable with any other token, nor another shop's. The name is checked before it goes into a
+Redis key, so it can never act as a pattern.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from typing import Any
@@ -21,6 +27,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
+from integrations.shopify.auth import valid_shop
 from store.models import Order, OrderLine, Shop
 from web import runtime
 
@@ -122,9 +129,14 @@ def _create(shop: str, fulfillment: dict[str, Any]) -> dict[str, Any]:
     return {"fulfillment": {k: created[k] for k in ("id", "status", "trackingInfo")}, "userErrors": []}
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
 def _update(shop: str, fulfilment_id: str, tracking: dict[str, Any]) -> dict[str, Any]:
     redis = runtime().redis
-    for key in redis.scan_iter(match=_key(shop, "*")):
+    for key in redis.scan_iter(match=_glob_escape(_key(shop, "")) + "*"):
         if key.decode().endswith(":ids"):
             continue
         for index, raw in enumerate(redis.lrange(key, 0, -1)):
@@ -207,9 +219,32 @@ def _set_stock(shop: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"inventoryAdjustmentGroup": {"id": f"gid://shopify/InventoryAdjustmentGroup/{number}"}, "userErrors": []}
 
 
+def _presented_token() -> str:
+    token = request.headers.get("X-Shopify-Access-Token", "")
+    if not token:
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        token = bearer if scheme.lower() == "bearer" else ""
+    return token.strip()
+
+
+def _authorised(shop: str, token: str) -> bool:
+    """Whether ``token`` is the access token stored for ``shop``, a shop registered to use this
+    stand-in (its credentials, opened with the vault, say ``sandbox_shop``)."""
+    if not token:
+        return False
+    rt = runtime()
+    with rt.sessions() as session:
+        sealed = session.scalar(select(Shop.credentials_enc).where(Shop.platform == "shopify", Shop.domain == shop))
+    credentials = rt.vault.open(sealed) or {}
+    expected = str(credentials.get("access_token") or "")
+    return bool(credentials.get("sandbox_shop")) and bool(expected) and hmac.compare_digest(token, expected)
+
+
 @blueprint.post("/sandbox/shopify/<shop>/admin/api/<version>/graphql.json")
 def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
-    if not request.headers.get("X-Shopify-Access-Token"):
+    if valid_shop(shop) != shop:
+        return jsonify(errors="Not Found"), 404
+    if not _authorised(shop, _presented_token()):
         return jsonify(errors="[API] Invalid API key or access token (unrecognized login or wrong password)"), 401
     body = request.get_json(silent=True) or {}
     match = _OPERATION.search(body.get("query", ""))

@@ -19,9 +19,11 @@ from integrations.shopify.oauth import TokenSet
 from store import audit
 from store.crypto import Vault
 from store.models import Shop, utcnow
-from store.shops import DEFAULT_SETTINGS
+from store.shops import DEFAULT_SETTINGS, NO_PROVIDER
 
-NEW_SHOP_PROVIDER = "sandbox"  # until the merchant picks theirs on the settings page
+# None until the merchant saves and tests theirs on the settings page: a new shop's orders are
+# received and held "waiting for a provider", never sent to a stand-in.
+NEW_SHOP_PROVIDER = NO_PROVIDER
 
 
 def find_shop(session: Session, platform: str, domain: str) -> Shop | None:

@@ -11,7 +11,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from jobs import states
-from store.models import FulfilmentAttempt, Order, OrderLine, WebhookEvent, utcnow
+from jobs.decide import WAITING_FOR_PROVIDER, is_waiting_for_provider
+from store.models import FulfilmentAttempt, Order, OrderLine, OrderTransition, WebhookEvent, utcnow
 from store.orders import as_utc
 
 ATTENTION_STATES = (states.FAILED, states.HELD, states.CANCEL_TOO_LATE, states.PARTIALLY_CANCELLED)
@@ -40,11 +41,21 @@ class OrderView:
     actions: tuple[str, ...] = ()
 
 
-def _actions(state: str) -> tuple[str, ...]:
+def held_reason(row: Order) -> str:
+    """Why the order last went to ``held``: its latest transition into it (notes after it, such as
+    an ignored stale update, aside). Also how the pipeline finds orders waiting for a provider."""
+    for t in reversed(row.history):
+        if t.to_state == states.HELD and t.from_state != states.HELD:
+            return t.reason or ""
+    return ""
+
+
+def _actions(state: str, waiting: bool = False) -> tuple[str, ...]:
     if state == states.FAILED:
         return ("retry",)
     if state == states.HELD:
-        return ("release",)
+        # Waiting for a provider: saving one releases it; a release button could not send it anywhere.
+        return () if waiting else ("release",)
     if state in states.AT_PROVIDER:
         return ("cancel",)
     return ()
@@ -76,12 +87,20 @@ def _done(value: object) -> str:
 
 def _view(row: Order, category: str = "") -> OrderView:
     last = row.history[-1] if row.history else None
+    reason = row.failure_reason or (last.reason if last else "")
+    held_for = held_reason(row) if row.state == states.HELD else ""
+    waiting = is_waiting_for_provider(held_for)
+    if waiting:
+        category = WAITING_FOR_PROVIDER
+        reason = f"{WAITING_FOR_PROVIDER}: choose yours under Fulfilment provider; it is sent once saved and tested"
+    elif held_for:
+        reason = held_for
     return OrderView(
         id=row.id,
         name=row.name or row.platform_order_id,
         platform_order_id=row.platform_order_id,
         state=row.state,
-        reason=row.failure_reason or (last.reason if last else ""),
+        reason=reason,
         updated_at=as_utc(row.updated_at),
         steps=_steps(row),
         history=[
@@ -89,7 +108,7 @@ def _view(row: Order, category: str = "") -> OrderView:
             for t in row.history[-12:]  # the latest dozen: an order's story, not its log
         ],
         category=category,
-        actions=_actions(row.state),
+        actions=_actions(row.state, waiting),
     )
 
 
@@ -122,11 +141,34 @@ def attention(session: Session, shop_id: int, limit: int = 50) -> list[OrderView
     for row in rows:
         blank = any(li.requires_shipping and li.quantity > 0 and not li.sku.strip() for li in row.lines)
         view = _view(row, row.state.replace("_", " "))
-        if blank and row.state in BEFORE_PROVIDER:
+        if blank and view.category != WAITING_FOR_PROVIDER and row.state in BEFORE_PROVIDER:
             view.category = "unknown SKU"
             view.reason = "a line to ship has no SKU, so the provider cannot pick it: add the SKU on the shop"
         views.append(view)
     return views
+
+
+def waiting_for_provider(session: Session, shop_id: int) -> int:
+    """How many of the shop's orders are held waiting for a provider (the page's banner)."""
+    into_held = (
+        select(func.max(OrderTransition.id))
+        .join(Order, Order.id == OrderTransition.order_id)
+        .where(
+            Order.shop_id == shop_id,
+            Order.state == states.HELD,
+            OrderTransition.to_state == states.HELD,
+            or_(OrderTransition.from_state.is_(None), OrderTransition.from_state != states.HELD),
+        )
+        .group_by(OrderTransition.order_id)
+    )
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(OrderTransition)
+            .where(OrderTransition.id.in_(into_held), OrderTransition.reason.startswith(WAITING_FOR_PROVIDER))
+        )
+        or 0
+    )
 
 
 def recent_orders(session: Session, shop_id: int, limit: int = 20) -> list[OrderView]:

@@ -6,6 +6,7 @@ look-then-insert) is what refuses the second copy. The schema runs on SQLite and
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -32,6 +33,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_webhook_token() -> str:
+    """An unguessable per-shop value naming the shop in its provider webhook URL
+    (``/webhooks/fulfilment/<provider>/<token>``): a shop id there could be enumerated."""
+    return secrets.token_urlsafe(24)
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
@@ -47,9 +54,11 @@ class Shop(Base):
     domain: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(32), default="active")  # active | uninstalled
     credentials_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    provider: Mapped[str] = mapped_column(String(32), default="sandbox")
+    provider: Mapped[str] = mapped_column(String(32), default="")  # "": none yet, orders wait for one
     provider_options_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Routes provider deliveries that name no order reference of ours to this shop, in one lookup.
+    webhook_token: Mapped[str] = mapped_column(String(64), unique=True, index=True, default=new_webhook_token)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -60,12 +69,16 @@ class WebhookEvent(Base):
     __tablename__ = "webhook_events"
     __table_args__ = (
         UniqueConstraint("source", "delivery_key", name="uq_webhook_events_delivery"),
+        # One row per platform event: Shopify sends the same event (X-Shopify-Event-Id) once per
+        # matching subscription, each with its own webhook id. NULL (no such header) never collides.
+        UniqueConstraint("source", "shop_id", "event_key", name="uq_webhook_events_event"),
         Index("ix_webhook_events_status_received", "status", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     source: Mapped[str] = mapped_column(String(32))  # shopify | woocommerce | sandbox | shipbob
     delivery_key: Mapped[str] = mapped_column(String(255))
+    event_key: Mapped[str | None] = mapped_column(String(255), nullable=True)  # "<topic>:<X-Shopify-Event-Id>"
     shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), nullable=True)
     topic: Mapped[str] = mapped_column(String(128))
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -203,3 +216,8 @@ from store import app_models as _app_models  # noqa: E402, F401
 from store import stock_models as _stock_models  # noqa: E402, F401
 from store import sync_models as _sync_models  # noqa: E402, F401
 from store import woocommerce_models as _woocommerce_models  # noqa: E402, F401
+
+# Credentials never reach a stored message (timeline, notices, audit, attempts): store/scrub.py.
+from store.scrub import scrub_stored_messages  # noqa: E402
+
+scrub_stored_messages(Base)

@@ -1,11 +1,13 @@
-"""Per-shop sync bookkeeping, the same for every platform: the reconciliation cursor, the last
-webhook check, and the last thing the merchant must be told (keys refused, webhook disabled)."""
+"""Per-shop sync bookkeeping, the same for every platform: the reconciliation cursors, the last
+reconciliation's drift report, the last webhook check, and the last thing the merchant must be
+told (keys refused, webhook disabled)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.models import Base, Id, utcnow
@@ -19,6 +21,11 @@ class ShopSync(Base):
     )
     orders_cursor: Mapped[datetime | None] = mapped_column(nullable=True)  # platform time, UTC
     reconciled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The last reconciliation's drift report (``jobs.drift.DriftReport.as_json``): what was missing on
+    # each side, what the run repaired and what is still wrong, with why. One per shop: the latest.
+    drift_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Last order id whose parcels were checked at the provider: each run checks the next batch.
+    provider_cursor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     webhooks_checked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     notice: Mapped[str | None] = mapped_column(Text, nullable=True)
     notice_at: Mapped[datetime | None] = mapped_column(nullable=True)

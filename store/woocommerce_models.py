@@ -32,7 +32,7 @@ class WooConnectState(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     state_hash: Mapped[str] = mapped_column(String(64), unique=True)
     store_url: Mapped[str] = mapped_column(String(255))
-    provider: Mapped[str] = mapped_column(String(32), default="sandbox")
+    provider: Mapped[str] = mapped_column(String(32), default="")  # "": the store starts with none
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
     shop_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -64,13 +64,17 @@ def install(
     fake: FakeShopifyAdmin,
     shop: str = SHOP,
     provider_token: str = "sandbox-app-test",  # noqa: S107 - the sandbox account of the tests
+    provider: str = "sandbox",
 ) -> int:
-    """A shop installed with a real expiring token pair from the fake, on the sandbox provider."""
+    """A shop installed with a real expiring token pair from the fake, then given ``provider``
+    (the sandbox unless told; "" keeps the install's own state: no provider)."""
     answer = fake.oauth._issue(shop, "test", expiring=True)
     tokens = TokenSet.from_answer(answer, time.time())
     with transaction(runtime.sessions) as session:
         row = install_shopify(session, runtime.vault, shop, tokens, "test")
-        row.provider_options_enc = runtime.vault.seal({"token": provider_token})
+        if provider:
+            row.provider = provider
+            row.provider_options_enc = runtime.vault.seal({"token": provider_token})
         return row.id
 
 

@@ -46,7 +46,18 @@ def test_shop_add_refuses_a_provider_without_its_required_options(app) -> None: 
 def test_orders_show_and_events_replay(app, client, runtime) -> None:  # type: ignore[no-untyped-def]
     runner = app.test_cli_runner()
     runner.invoke(
-        args=["shop", "add", "shopify", "cli.myshopify.com", "--token", "shpat_x", "--setting", "push_on=created"]
+        args=[
+            "shop",
+            "add",
+            "shopify",
+            "cli.myshopify.com",
+            "--token",
+            "shpat_x",
+            "--provider",
+            "sandbox",
+            "--setting",
+            "push_on=created",
+        ]
     )
     payload = paid_order(123456789, financial_status="pending")
     payload["shipping_address"] = None

@@ -38,6 +38,8 @@ from integrations.model import Address, Contact, Line, Order, ProviderOrderRef
 from jobs.runtime import Runtime, build_runtime, set_runtime
 from sandbox import api as sandbox_web
 from sandbox import jobs as sandbox_jobs
+from sandbox.accounts import token_webhook_secret
+from sandbox.models import SandboxBase
 from sandbox.provider import SandboxProvider
 from store.models import Base
 
@@ -101,6 +103,7 @@ def sandbox(tmp_path: Any, redis_url: str) -> Iterator[Sandbox]:
         with harness.runtime.engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     Base.metadata.create_all(harness.runtime.engine)
+    SandboxBase.metadata.create_all(harness.runtime.engine)  # dropped with the schema on PostgreSQL
     app.extensions["relais"] = harness.runtime
     set_runtime(harness.runtime)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -485,7 +488,7 @@ def test_webhook_with_a_bad_signature_is_rejected_with_401(sandbox: Sandbox) -> 
     ref = provider.create_order(make_order(), "1-1001")
     sandbox_jobs.ship_order(int(ref.provider_order_id))
     ((headers, body),) = sandbox.received
-    secret = sandbox.runtime.settings.sandbox_secret
+    secret = token_webhook_secret(sandbox.runtime.settings, "sandbox")
     stale = sandbox_jobs.signed_headers(
         secret, "msg_1", "order.shipped", body.decode(), at=datetime.now(UTC) - timedelta(minutes=6)
     )

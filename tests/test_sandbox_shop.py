@@ -19,7 +19,7 @@ def test_a_sandbox_shop_order_is_pushed_shipped_and_its_tracking_written_back(li
     from app import create_app
 
     runner = create_app(runtime=runtime).test_cli_runner()
-    result = runner.invoke(args=["shop", "add", "shopify", SHOP, "--sandbox-shop"])
+    result = runner.invoke(args=["shop", "add", "shopify", SHOP, "--sandbox-shop", "--provider", "sandbox"])
     assert result.exit_code == 0, result.output
     body = body_of(paid_order(4242))
     response = requests.post(
@@ -47,7 +47,19 @@ def test_stock_sync_writes_the_sandbox_warehouses_stock_to_the_sandbox_shop(live
 
     app = create_app(runtime=runtime)
     runner = app.test_cli_runner()
-    runner.invoke(args=["shop", "add", "shopify", SHOP, "--sandbox-shop", "--provider-option", "token=stock-demo"])
+    runner.invoke(
+        args=[
+            "shop",
+            "add",
+            "shopify",
+            SHOP,
+            "--sandbox-shop",
+            "--provider",
+            "sandbox",
+            "--provider-option",
+            "token=stock-demo",
+        ]
+    )
     body = body_of(paid_order(4343))
     headers = headers_for(SHOP, "orders/paid", body, SHOPIFY_SECRET)
     assert requests.post(f"{server.url}/webhooks/shopify", data=body, headers=headers, timeout=10).status_code == 200

@@ -194,12 +194,16 @@ def test_cancel_at_shipbob_after_push_records_each_shipments_result(service, shi
     assert shipbob.state.orders[shipbob_order_id(shipbob)]["status"] == "Cancelled"
 
 
-def test_an_account_wide_delivery_without_our_reference_is_matched_by_its_signature(service) -> None:  # type: ignore[no-untyped-def]
+def test_an_account_wide_delivery_without_our_reference_is_routed_by_the_shops_own_url(service) -> None:  # type: ignore[no-untyped-def]
     import json
 
     from standardwebhooks import Webhook
 
+    from store.models import Shop
+
     server, runtime, shop_id = service
+    with runtime.sessions() as session:
+        token = session.get(Shop, shop_id).webhook_token
     body = json.dumps({"event_time": datetime.now(UTC).isoformat(), "shipment_id": 1, "status": "OnHold"})
     at = datetime.now(UTC)
 
@@ -212,7 +216,11 @@ def test_an_account_wide_delivery_without_our_reference_is_matched_by_its_signat
             "content-type": "application/json",
         }
 
-    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    bare = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert requests.post(bare, data=body, headers=headers(SECRET, "msg_w"), timeout=10).status_code == 400
+    url = f"{bare}/{token}"
+    by_id = f"{bare}/{shop_id}"  # a guessable shop id names no shop
+    assert requests.post(by_id, data=body, headers=headers(SECRET, "msg_v"), timeout=10).status_code == 404
     assert requests.post(url, data=body, headers=headers(make_secret(), "msg_x"), timeout=10).status_code == 401
     assert requests.post(url, data=body, headers=headers(SECRET, "msg_y"), timeout=10).status_code == 200
     with runtime.sessions() as session:

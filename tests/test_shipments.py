@@ -15,12 +15,20 @@ from store.orders import transition
 from store.shops import upsert_shop
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PROVIDER_ORDER_ID = "900"  # what the push stored; every event below is about that provider order
 
 
 def setup_order(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     with transaction(runtime.sessions) as session:
         shop = upsert_shop(session, runtime.vault, "shopify", "s.myshopify.com", {}, "sandbox", {})
-        order = Order(shop_id=shop.id, platform_order_id="77", provider_reference=f"{shop.id}-77", lines=[])
+        order = Order(
+            shop_id=shop.id,
+            platform_order_id="77",
+            provider="sandbox",
+            provider_reference=f"{shop.id}-77",
+            provider_order_id=PROVIDER_ORDER_ID,
+            lines=[],
+        )
         order.lines = [
             OrderLine(platform_line_id="1", sku="A", quantity=2, requires_shipping=True),
             OrderLine(platform_line_id="2", sku="B", quantity=1, requires_shipping=True),
@@ -38,6 +46,7 @@ def event(
     shipment = Shipment(
         provider_shipment_id=parcel,
         reference=reference,
+        provider_order_id=PROVIDER_ORDER_ID,
         carrier="UPS",
         tracking_number=number,
         tracking_url=f"https://www.ups.com/track?tracknum={number}",

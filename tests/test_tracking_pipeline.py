@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from jobs import states
 from jobs.tracking import write_shipment
+from sandbox.accounts import token_webhook_secret
 from sandbox.jobs import signed_headers
 from store.db import transaction
 from store.models import Order, Shipment
@@ -177,7 +178,8 @@ def resend_shipped(  # type: ignore[no-untyped-def]
             },
         }
     body = json.dumps(payload)
-    headers = signed_headers(runtime.settings.sandbox_secret, f"msg_resend_{minutes}", payload["topic"], body)
+    secret = token_webhook_secret(runtime.settings, "trk")  # the shop's own sandbox account signs
+    headers = signed_headers(secret, f"msg_resend_{minutes}", payload["topic"], body)
     response = requests.post(f"{server.url}/webhooks/fulfilment/sandbox", data=body, headers=headers, timeout=10)
     assert response.status_code == 200
 

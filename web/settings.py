@@ -18,15 +18,16 @@ from flask import Blueprint, Response, abort, g, render_template, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from integrations import fulfilment
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
-from jobs import actions, shop_config
+from integrations.fulfilment.base import webhook_url
+from jobs import actions, deadletter, shop_config
+from jobs.orders import release_waiting
 from jobs.parties import provider_options
 from store import audit, merchant_view
 from store import stock as stock_store
 from store.app_models import DataExport
 from store.models import Shop
-from store.shops import DEFAULT_SETTINGS
+from store.shops import DEFAULT_SETTINGS, provider_names, provider_refusal
 from store.sync_models import ShopSync
 from web import install, runtime
 from web.app_session import Merchant, SessionRejected, authenticate, check_csrf, csrf_token, frame_ancestors
@@ -104,13 +105,20 @@ def save_settings():  # type: ignore[no-untyped-def]
 @blueprint.post("/app/provider")
 def save_provider():  # type: ignore[no-untyped-def]
     merchant = _merchant(post=True)
+    rt = runtime()
     name = request.form.get("provider", "")
-    if name not in fulfilment.PROVIDERS:
-        return _render(merchant, ("critical", f"unknown provider {name!r}"))
+    refusal = provider_refusal(rt.settings, name)  # production never offers nor accepts the sandbox
+    if refusal:
+        return _render(merchant, ("critical", f"Nothing saved: {refusal}"))
     prefix = f"{name}:"
     given = {k[len(prefix) :]: v for k, v in request.form.items() if k.startswith(prefix)}
-    result = shop_config.save_provider(runtime(), merchant.shop_id, name, given, merchant.actor)  # type: ignore[arg-type]
-    return _render(merchant, ("success" if result.ok else "critical", result.message))
+    result = shop_config.save_provider(rt, merchant.shop_id, name, given, merchant.actor)  # type: ignore[arg-type]
+    message = result.message
+    if result.ok:  # saved after a live test: what waited for a provider goes now, once each
+        sent = release_waiting(rt, merchant.shop_id, merchant.actor)  # type: ignore[arg-type]
+        if sent:
+            message += f"; {sent} order(s) waiting for a provider are being sent"
+    return _render(merchant, ("success" if result.ok else "critical", message))
 
 
 @blueprint.post("/app/orders/<int:order_id>/<action>")
@@ -118,6 +126,14 @@ def order_action(order_id: int, action: str):  # type: ignore[no-untyped-def]
     merchant = _merchant(post=True)
     result = actions.perform(runtime(), merchant.shop_id, order_id, action, merchant.actor)  # type: ignore[arg-type]
     return _render(merchant, ("success" if result.ok else "warning", result.message))
+
+
+@blueprint.post("/app/dead-letters/replay")
+def replay_dead_letter():  # type: ignore[no-untyped-def]
+    """Replay one of this shop's dead letters (``jobs.deadletter``: idempotent, this shop's only)."""
+    merchant = _merchant(post=True)
+    outcome = deadletter.replay(runtime(), request.form.get("ref", "")[:100], shop_id=merchant.shop_id)
+    return _render(merchant, ("success" if outcome == "queued again" else "warning", f"Replay: {outcome}"))
 
 
 @blueprint.get("/app/exports/<int:export_id>")
@@ -157,6 +173,9 @@ def _context(merchant: Merchant) -> dict[str, Any]:
                 "platform": shop.platform,
                 "status": shop.status,
                 "provider": shop.provider,
+                "provider_webhook_url": webhook_url(rt.settings.public_url, shop.provider, shop.webhook_token)
+                if shop.provider
+                else "",
             },
             "settings": settings,
             "sku_buffers_text": format_sku_buffers(settings.get("sku_buffers") or {}),
@@ -169,8 +188,9 @@ def _context(merchant: Merchant) -> dict[str, Any]:
                         for f in shop_config.option_names(name)
                     ],
                 }
-                for name in fulfilment.names()
+                for name in provider_names(rt.settings)
             ],
+            "waiting_for_provider": merchant_view.waiting_for_provider(session, shop.id),
             "attention": merchant_view.attention(session, shop.id),
             "orders": merchant_view.recent_orders(session, shop.id),
             "webhooks": merchant_view.webhook_health(session, shop.id),
@@ -180,6 +200,7 @@ def _context(merchant: Merchant) -> dict[str, Any]:
             "subscriptions": audit.last(session, shop.id, "subscriptions"),
             "exports": [{"id": e.id, "request": e.request_id, "at": e.created_at} for e in exports],
             "events": audit.latest(session, shop.id, limit=8),
+            "dead_letters": deadletter.dead_letters(rt, shop.id, limit=20),
         }
     context.update(
         merchant=merchant,

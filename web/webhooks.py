@@ -8,22 +8,28 @@ enqueue fails after the commit, the answer is still 200: the row is durable and 
 
 from __future__ import annotations
 
-import json
 import logging
+from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from integrations import fulfilment
+from integrations import fulfilment, jsonbody
 from integrations.errors import ConfigError, WebhookRejected
 from integrations.fulfilment.reference import parse_reference
 from integrations.shopify import webhooks as shopify_webhooks
 from jobs.maintenance import enqueue_event
 from jobs.parties import provider_for
+from store import metrics
 from store.models import Shop, WebhookEvent
 from web import runtime
+
+try:  # gunicorn's body reader raises its own errors on bad chunked encoding (not OSError)
+    from gunicorn.http.errors import ParseException as _ServerParseError
+except ImportError:  # pragma: no cover - gunicorn is a dependency; the dev server raises OSError
+    _ServerParseError = OSError  # type: ignore[assignment,misc]
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__)
@@ -46,10 +52,38 @@ KEPT_HEADERS = (
 def rejected(error: WebhookRejected):  # type: ignore[no-untyped-def]
     """Every receiver's refusals, as JSON with the error's status (registered app-wide)."""
     log.info("webhook rejected (%s): %s", error.status, error)
+    metrics.count_rejection(runtime().redis, error.status)  # by reason class, for GET /metrics
     return jsonify(error=str(error)), error.status
 
 
+# Seconds a sender is asked to wait when the database refuses (Shopify retries on its own
+# schedule whatever this says; it is a hint for the others).
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable(error: DBAPIError):  # type: ignore[no-untyped-def]
+    """A webhook that arrives while the database refuses or drops connections gets 503 with a
+    JSON reason, never a 500 and never a 200: nothing was stored, so the platform must send it
+    again (Shopify and the providers retry any non-2xx). Registered app-wide for ``DBAPIError``;
+    other paths, and database errors that are bugs rather than outages, keep Flask's 500."""
+    outage = isinstance(error, (OperationalError, InterfaceError)) or error.connection_invalidated
+    if not (outage and request.path.startswith("/webhooks/")):
+        raise error
+    log.warning("webhook refused with 503, database unavailable: %s", type(error.orig).__name__)
+    metrics.count_rejection(runtime().redis, 503)
+    response = jsonify(error="database unavailable; nothing was stored, retry later")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response, 503
+
+
 def raw_body() -> bytes:
+    """The request's bytes, read once and bounded before anything parses them.
+
+    A body that cannot be read (bad chunked encoding, shorter than its Content-Length, the
+    client gone) is the sender's fault: 400, never a 500. The bytes are then checked by
+    ``integrations.jsonbody.check`` (strict UTF-8, nesting depth, number length), so every later
+    reader, the unverified reference lookup of a provider included, parses bounded input.
+    """
     limit = runtime().settings.max_webhook_bytes
     if request.content_length is not None and request.content_length > limit:
         raise WebhookRejected(f"body over {limit} bytes", 413)
@@ -57,31 +91,47 @@ def raw_body() -> bytes:
         body = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise WebhookRejected(f"body over {limit} bytes", 413) from None
+    except (BadRequest, OSError, ValueError, _ServerParseError) as exc:  # ClientDisconnected is a BadRequest
+        log.info("webhook body unreadable: %s", type(exc).__name__)
+        raise WebhookRejected("request body is malformed or incomplete", 400) from None
     if len(body) > limit:
         raise WebhookRejected(f"body over {limit} bytes", 413)
+    if request.content_length is not None and len(body) != request.content_length:
+        # gunicorn marks its input terminated, so Werkzeug reads to EOF without comparing.
+        raise WebhookRejected("request body is malformed or incomplete", 400)
+    jsonbody.check(body)
     return body
 
 
-def require_json_object(body: bytes) -> None:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise WebhookRejected("body is not JSON", 400) from None
-    if not isinstance(payload, dict):
-        raise WebhookRejected("body is not a JSON object", 400)
+def require_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object (bounded parse, see ``integrations.jsonbody``); 400 otherwise."""
+    return jsonbody.parse_object(body)
 
 
 def _kept_headers() -> dict[str, str]:
     return {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
 
 
-def store_delivery(source: str, delivery_key: str, shop_id: int, topic: str, body: bytes) -> tuple[int, bool]:
+def store_delivery(
+    source: str, delivery_key: str, shop_id: int, topic: str, body: bytes, event_key: str | None = None
+) -> tuple[int, bool]:
     """Insert the inbox row and commit; (id, needs a job). A repeat delivery returns the first row,
-    needing a job again only if the first one was never enqueued. Every receiver uses this."""
+    needing a job again only if the first one was never enqueued. Every receiver uses this.
+
+    ``event_key`` names the platform's event when deliveries of one event can carry different
+    delivery keys (Shopify: one delivery per matching subscription, the same X-Shopify-Event-Id):
+    the second copy is then a repeat too. The unique constraints decide, so concurrent copies
+    cannot both get in."""
     rt = runtime()
     with rt.sessions() as session:
         event = WebhookEvent(
-            source=source, delivery_key=delivery_key, shop_id=shop_id, topic=topic, headers=_kept_headers(), body=body
+            source=source,
+            delivery_key=delivery_key,
+            event_key=event_key,
+            shop_id=shop_id,
+            topic=topic,
+            headers=_kept_headers(),
+            body=body,
         )
         session.add(event)
         try:
@@ -89,10 +139,14 @@ def store_delivery(source: str, delivery_key: str, shop_id: int, topic: str, bod
             return event.id, True
         except IntegrityError:
             session.rollback()
+        same = WebhookEvent.delivery_key == delivery_key
+        if event_key is not None:
+            same = or_(same, and_(WebhookEvent.shop_id == shop_id, WebhookEvent.event_key == event_key))
         existing = session.execute(
-            select(WebhookEvent.id, WebhookEvent.status).where(
-                WebhookEvent.source == source, WebhookEvent.delivery_key == delivery_key
-            )
+            select(WebhookEvent.id, WebhookEvent.status)
+            .where(WebhookEvent.source == source, same)
+            .order_by(WebhookEvent.id)
+            .limit(1)
         ).one()
         return existing.id, existing.status == "received"
 
@@ -133,56 +187,74 @@ def shopify():  # type: ignore[no-untyped-def]
         shop_id = shop.id
     if topic not in shopify_webhooks.ACCEPTED_TOPICS:
         return jsonify(status="ignored", reason=f"topic {topic} not handled"), 200
-    event_id, needs_job = store_delivery("shopify", f"{domain}:{webhook_id}", shop_id, topic, body)
+    # The same event reaches us once per matching subscription (different webhook ids): keyed on
+    # X-Shopify-Event-Id too, per topic, it is stored and processed once.
+    shopify_event = shopify_webhooks.header(request.headers, "Event-Id").strip()
+    event_key = f"{topic}:{shopify_event}"[:255] if shopify_event else None
+    event_id, needs_job = store_delivery("shopify", f"{domain}:{webhook_id}", shop_id, topic, body, event_key=event_key)
     if needs_job:
         enqueue_stored(event_id)
     return jsonify(status="accepted", event_id=event_id), 200
 
 
-def _verified_shop(provider: str, shop_id: int | None, body: bytes) -> int:
-    """The shop whose provider secret signed this delivery.
+# Longest webhook token accepted in a URL (``store.models.new_webhook_token`` makes 32 characters);
+# the largest shop id a reference may name (a bigger one is nobody's, and PostgreSQL's BIGINT).
+_MAX_TOKEN_LENGTH = 64
+_MAX_SHOP_ID = 2**63 - 1
 
-    The shop named by the URL or the body's reference is checked first; a delivery naming none
-    (an account-wide event) is tried against each active shop of that provider, since one
-    provider account's subscription signs with that account's secret.
+
+def _verified_shop(provider: str, body: bytes, *, shop_id: int | None = None, token: str | None = None) -> int:
+    """The one shop this delivery is for, once that shop's own provider secret verified it.
+
+    The shop comes from the URL's webhook token or else the body's reference, by one primary-key
+    or unique-index lookup; only its options are decrypted. Nothing else is tried: a delivery
+    signed by another account (another shop's secret, a sandbox account forging a reference that
+    is not its own) is refused with 401, never matched to whichever shop it verifies with.
     """
     rt = runtime()
     with rt.sessions() as session:
-        if shop_id is not None:
-            shop = session.get(Shop, shop_id)
-            candidates = [shop] if shop is not None and shop.provider == provider else []
+        if token is not None:
+            shop = session.execute(select(Shop).where(Shop.webhook_token == token)).scalar_one_or_none()
+            if shop is None or shop.provider != provider:
+                raise WebhookRejected(f"no shop of ours receives {provider} deliveries at this address", 404)
         else:
-            candidates = list(
-                session.scalars(
-                    select(Shop).where(Shop.provider == provider, Shop.status == "active").order_by(Shop.id)
-                )
-            )
-        adapters = [(shop.id, provider_for(rt, shop)) for shop in candidates]
-    for candidate_id, adapter in adapters:
-        try:
-            adapter.verify_webhook(request.headers, body)
-        except WebhookRejected:
-            continue
-        return candidate_id
-    raise WebhookRejected("no shop of ours signed this delivery for this provider", 401)
+            shop = session.get(Shop, shop_id)
+            if shop is None or shop.provider != provider:
+                raise WebhookRejected(f"the shop this delivery names does not use {provider}", 401)
+        found, adapter = shop.id, provider_for(rt, shop)
+    adapter.verify_webhook(request.headers, body)  # WebhookRejected(401) unless this shop's secret signed it
+    return found
 
 
 @blueprint.post("/webhooks/fulfilment/<provider>")
-@blueprint.post("/webhooks/fulfilment/<provider>/<int:shop_id>")
-def provider_webhook(provider: str, shop_id: int | None = None):  # type: ignore[no-untyped-def]
-    """A provider's delivery; its reference (or the URL) names the shop whose secret signs it."""
+@blueprint.post("/webhooks/fulfilment/<provider>/<token>")
+def provider_webhook(provider: str, token: str | None = None):  # type: ignore[no-untyped-def]
+    """A provider's delivery. The shop's own URL (``…/<provider>/<webhook token>``) names the shop;
+    on the bare URL the body's order reference does. A delivery naming neither is refused: which
+    shop it belongs to is never guessed by trying secrets."""
     try:
         cls = fulfilment.get(provider)
     except ConfigError:
         raise WebhookRejected(f"unknown provider {provider}", 404) from None
+    if token is not None and not 0 < len(token) <= _MAX_TOKEN_LENGTH:
+        raise WebhookRejected(f"no shop of ours receives {provider} deliveries at this address", 404)
     body = raw_body()
     delivery_id = cls.webhook_delivery_id(request.headers)
     if not delivery_id:
         raise WebhookRejected("missing delivery id header", 401)
-    if shop_id is None:
+    if token is not None:
+        shop_id = _verified_shop(provider, body, token=token)
+    else:
         parsed = parse_reference(cls.webhook_reference(request.headers, body))
-        shop_id = parsed[0] if parsed else None
-    shop_id = _verified_shop(provider, shop_id, body)
+        if parsed is None:
+            raise WebhookRejected(
+                f"this delivery names no order reference of ours; send it to the shop's own address "
+                f"/webhooks/fulfilment/{provider}/<webhook token>",
+                400,
+            )
+        if parsed[0] > _MAX_SHOP_ID:
+            raise WebhookRejected(f"the shop this delivery names does not use {provider}", 401)
+        shop_id = _verified_shop(provider, body, shop_id=parsed[0])
     require_json_object(body)
     topic = cls.webhook_topic(request.headers, body) or "unknown"
     event_id, needs_job = store_delivery(provider, f"{shop_id}:{delivery_id}", shop_id, topic, body)

@@ -11,27 +11,40 @@ Connect: the merchant gives the store URL, we issue a one-time state and send th
 ``/wc-auth/v1/authorize``; the store posts the keys to our callback, which stores them encrypted
 and answers 200 at once (anything else makes WooCommerce delete the key); a job checks them and
 creates our webhooks. A manual keys form does the same for stores where the redirect fails.
+
+The connect and keys pages store keys and make Relais call the address given, so they need a
+merchant's signed link (``web.woocommerce_access``: the operator's connect link or a shop's
+settings link; anonymous → 401, nothing read, stored or fetched), every form carries a CSRF
+token, and every page refuses to be framed. The store address is refused at once, before
+anything is stored, when Relais would not call it (``integrations.outbound``: a private or
+loopback address, plain http in production); the call itself checks again at connect time.
+What the merchant reads is a plain reason, never an answer's body or an exception's text.
+The callback (store → us) stays open by design: only the one-time state binds it, and it
+fetches nothing (a job checks the keys).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from integrations import fulfilment
 from integrations.errors import ConfigError, WebhookRejected
+from integrations.outbound import OutboundError, OutboundPolicy, check_url
 from integrations.woocommerce import connect, echoes
 from integrations.woocommerce import webhooks as wc
 from jobs.shop_setup import enqueue_setup
 from store.db import transaction
 from store.models import Shop
+from store.shops import provider_names
 from store.sync_models import ShopSync, tell_merchant
 from store.woocommerce_models import claim_state, find_state, issue_state, register_store
 from web import runtime
 from web.webhooks import enqueue_stored, raw_body, require_json_object, store_delivery
+from web.woocommerce_access import ConnectAccess, connect_access
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("woocommerce", __name__)
@@ -54,8 +67,7 @@ def webhook(shop_id: int):  # type: ignore[no-untyped-def]
     topic = request.headers.get(wc.TOPIC_HEADER, "")
     if not topic:
         raise WebhookRejected("missing X-WC-Webhook-Topic", 400)
-    require_json_object(body)
-    payload = json.loads(body)
+    payload = require_json_object(body)
     problem = wc.error_payload(payload)
     if problem:
         # Signed, but the store could not build the payload: the webhook's owner lost access.
@@ -76,34 +88,78 @@ def webhook(shop_id: int):  # type: ignore[no-untyped-def]
 
 def _providers() -> list[str]:
     """Providers a merchant can pick without operator-held options (others are set with ``shop add``)."""
-    return [name for name in fulfilment.names() if not fulfilment.get(name).required_options()]
+    return [n for n in provider_names(runtime().settings) if not fulfilment.get(n).required_options()]
 
 
-def _form(error: str = "", status: int = 200):  # type: ignore[no-untyped-def]
-    return render_template("woocommerce/connect.html", providers=_providers(), error=error), status
+_PAGES = frozenset({"connect_form", "keys_form", "start_connect", "manual_keys", "connect_return", "callback"})
+
+
+@blueprint.after_request
+def _headers(response: Response) -> Response:
+    """The flow's pages are never framed (clickjacking a keys form), cached, or leak their link."""
+    if request.endpoint and request.endpoint.partition(".")[2] in _PAGES:
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"  # links carry their proof in the URL
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@blueprint.errorhandler(HTTPException)
+def _refused(error: HTTPException):  # type: ignore[no-untyped-def]
+    """A plain page for the connect flow's refusals (401 no link, 403 stale form); webhooks keep theirs."""
+    if request.path.startswith("/webhooks/"):
+        return error
+    status = error.code or 500
+    return render_template("woocommerce/error.html", status=status, message=error.description), status
+
+
+def _form(access: ConnectAccess, error: str = "", status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template(
+        "woocommerce/connect.html", providers=_providers(), error=error, access=access, csrf=access.csrf()
+    ), status
+
+
+def _store_url(access: ConnectAccess) -> str:
+    """The store's address (the link's own when it names one), refused now, before anything is
+    stored, when Relais would not call it; the call itself checks again when it connects."""
+    store_url = connect.normalise_store_url(access.store_url or request.form.get("store_url", ""))
+    try:
+        check_url(store_url, OutboundPolicy.from_settings(runtime().settings))
+    except OutboundError as exc:
+        raise ConfigError(f"Relais will not connect to this store: {exc.reason}") from None
+    return store_url
 
 
 @blueprint.get("/woocommerce/connect")
 def connect_form():  # type: ignore[no-untyped-def]
-    return _form()
+    return _form(connect_access())
+
+
+@blueprint.get("/woocommerce/keys")
+def keys_form():  # type: ignore[no-untyped-def]
+    """The same page, reached from a shop's settings page to replace its keys."""
+    return _form(connect_access())
 
 
 @blueprint.post("/woocommerce/connect")
 def start_connect():  # type: ignore[no-untyped-def]
+    access = connect_access(post=True)
     rt = runtime()
-    provider = request.form.get("provider", "sandbox")
+    provider = request.form.get("provider", "")  # none: the store starts without one, its orders wait
     public = rt.settings.public_url.rstrip("/")
     try:
-        if provider not in _providers():
+        store_url = _store_url(access)
+        if provider and provider not in _providers():
             raise ConfigError(f"unknown provider {provider}")
-        store_url = connect.normalise_store_url(request.form.get("store_url", ""))
         with transaction(rt.sessions) as session:
             state = issue_state(session, store_url, provider)
             target = connect.authorize_url(
                 store_url, state, f"{public}/woocommerce/callback", f"{public}/woocommerce/return"
             )
     except ConfigError as exc:
-        return _form(str(exc), 400)
+        return _form(access, str(exc), 400)
     return redirect(target, 302)
 
 
@@ -144,6 +200,7 @@ def connect_return():  # type: ignore[no-untyped-def]
             declined=declined,
             shop=shop,
             notice=sync.notice if sync else "",
+            link=_link_params(),
             webhook_url=f"{rt.settings.public_url.rstrip('/')}/webhooks/woocommerce/{shop.id}" if shop else "",
         ), (200 if row else 404)
 
@@ -151,15 +208,16 @@ def connect_return():  # type: ignore[no-untyped-def]
 @blueprint.post("/woocommerce/keys")
 def manual_keys():  # type: ignore[no-untyped-def]
     """The fallback: keys the merchant made in WooCommerce → Settings → Advanced → REST API."""
+    access = connect_access(post=True)
     rt = runtime()
     ck, cs = request.form.get("consumer_key", "").strip(), request.form.get("consumer_secret", "").strip()
-    provider = request.form.get("provider", "sandbox")
+    provider = request.form.get("provider", "")  # none: the store starts without one, its orders wait
     try:
-        if provider not in _providers():
+        store_url = _store_url(access)
+        if provider and provider not in _providers():
             raise ConfigError(f"unknown provider {provider}")
         if not (_KEY.match(ck) and _KEY.match(cs)):
             raise ConfigError("a consumer key is ck_ and a consumer secret cs_, each followed by 40 hex characters")
-        store_url = connect.normalise_store_url(request.form.get("store_url", ""))
         with transaction(rt.sessions) as session:
             state = issue_state(session, store_url, provider)
             row = claim_state(session, state)
@@ -167,9 +225,18 @@ def manual_keys():  # type: ignore[no-untyped-def]
             row.shop_id = shop.id
             shop_id = shop.id
     except ConfigError as exc:
-        return _form(str(exc), 400)
+        return _form(access, str(exc), 400)
     _enqueue(shop_id, "keys")
-    return redirect(url_for("woocommerce.connect_return", success=1, user_id=state), 303)
+    return redirect(url_for("woocommerce.connect_return", success=1, user_id=state, **access.params()), 303)
+
+
+def _link_params() -> dict[str, str]:
+    """The merchant's link, carried on to the return page's "try again" links when it came with it
+    (after the keys form; WooCommerce's own redirect back does not carry it)."""
+    for name in ("g", "t"):
+        if request.args.get(name):
+            return {name: request.args[name]}
+    return {}
 
 
 def _enqueue(shop_id: int, how: str) -> None:

@@ -46,6 +46,21 @@ KIND_STATUS = {
 }
 
 
+#: Where a provider delivers its webhooks. Deliveries naming our order reference are routed by it;
+#: the per-shop form (``…/<shop's webhook_token>``) routes those that name none (account-wide events).
+WEBHOOK_PATH = "/webhooks/fulfilment/{provider}"
+
+
+def webhook_url(public_url: str, provider: str, webhook_token: str = "") -> str:  # nosec B107 # "" means no token
+    """The address to give a provider account: the shop's own when its token is known.
+
+    Always prefer the per-shop URL: it is the only one that accepts deliveries without our
+    reference, and it names the shop by an unguessable token, never by its (enumerable) id.
+    """
+    url = public_url.rstrip("/") + WEBHOOK_PATH.format(provider=provider)
+    return f"{url}/{webhook_token}" if webhook_token else url
+
+
 @dataclass(frozen=True)
 class ProviderContext:
     """What an adapter needs besides its shop's settings: shared HTTP, process settings, Redis."""

@@ -112,7 +112,7 @@ class SlidingWindowLimiter:
                     f"provider rate limit: no free request slot within {self.max_wait:g}s", retry_after=wait
                 )
             # A little jitter so processes woken for the same slot do not all ask at once.
-            time.sleep(wait + random.uniform(0, min(0.05, wait * 0.1)))
+            time.sleep(wait + random.uniform(0, min(0.05, wait * 0.1)))  # nosec B311 # jitter, not a secret
 
     def block(self, seconds: float) -> None:
         """Make every process sharing this limiter wait ``seconds`` (the provider said so)."""

@@ -37,6 +37,7 @@ from integrations.fulfilment import shipbob_payloads as payloads
 from integrations.fulfilment.base import FulfilmentProvider, ProviderContext
 from integrations.fulfilment.ratelimit import SlidingWindowLimiter
 from integrations.model import CancelResult, InventoryLevel, Order, ProviderEvent, ProviderOrderRef, Shipment
+from store import metrics
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class ShipBobProvider(FulfilmentProvider):
         if status == 429:
             if self.limiter is not None:
                 self.limiter.block(retry_after or 1.0)
+            metrics.count_provider_429(self.context.redis, self.name)
             raise RetryableError(f"{what}: rate limited", retry_after=retry_after, status=status)
         if status >= 500 or status == 408:
             raise RetryableError(f"{what}: answered {status}", retry_after=retry_after, status=status)

@@ -20,9 +20,9 @@ import requests
 
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
-ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a URN
-OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105 - a URN
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105  # nosec B105 # a URN
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105  # nosec B105 # a URN
+OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105  # nosec B105 # a URN
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from integrations.carriers import resolve
 from integrations.errors import AuthError
-from integrations.model import Shipment
+from integrations.model import Order, Shipment
 from integrations.platforms import (
     CatalogueChange,
     OrderEvent,
@@ -17,6 +18,7 @@ from integrations.platforms import (
     StockItem,
     StockWrite,
     TrackingWrite,
+    UnreadableOrder,
     WebhookReport,
 )
 from integrations.shopify import fulfilment, inventory, webhooks
@@ -62,6 +64,15 @@ class ShopifyPlatform(Platform):
             self.shop.domain, token, settings, self.context.http, refresh=refresher(self.shop.id)
         )
 
+    def orders_modified_since(self, since: datetime) -> Iterator[Order | UnreadableOrder]:
+        """Orders updated after ``since``, oldest change first, mapped as their webhooks would be
+        (GraphQL ``orders(query: "updated_at:>…")``, paged and paced by cost: ``shopify.reconcile``)."""
+        from integrations.shopify.reconcile import orders_changed_since
+
+        if self.sandbox_shop:  # the stand-in builds its orders from Relais' own: none can be missing
+            raise NotImplementedError("the sandbox shop has no order list to reconcile")
+        return orders_changed_since(self.admin(), since)
+
     def write_tracking(
         self, order_platform_id: str, shipment: Shipment, lines: Iterable[Mapping[str, Any]]
     ) -> TrackingWrite:
@@ -97,15 +108,18 @@ class ShopifyPlatform(Platform):
         return inventory.catalogue_change(topic, payload)
 
     def ensure_webhooks(self, rotate_secret: bool = False) -> WebhookReport:
-        """Shop-specific subscriptions to every topic of shopify.app.toml (installable-app work).
-        Shopify signs every delivery with the app secret: there is no per-shop secret to rotate."""
+        """Shop-specific subscriptions to the topics of shopify.app.toml that it does not already
+        subscribe app-wide (installable-app work). Shopify signs every delivery with the app
+        secret: there is no per-shop secret to rotate."""
         from integrations.shopify import subscriptions
         from integrations.shopify.app_config import app_config
 
         if self.sandbox_shop:
             return WebhookReport()  # the development stand-in has no subscriptions: the demo posts itself
         address = self.context.settings.public_url.rstrip("/") + "/webhooks/shopify"
-        found = subscriptions.ensure(self.admin(), address, app_config().topics)
+        # Topics the deployed TOML subscribes app-wide get no shop-level copy (each event would arrive twice).
+        app_wide = subscriptions.app_wide_topics(self.context.settings.shopify_api_key)
+        found = subscriptions.ensure(self.admin(), address, app_config().topics, app_wide)
         return WebhookReport(created=found.created, problems=[f"{t}: {m}" for t, m in found.refused.items()])
 
     @property

@@ -1,7 +1,9 @@
 """A small client for the WooCommerce REST API v3, on ``requests``.
 
 Every call goes through ``request``: auth by the store's ladder (``auth.py``), one of the
-store's two request slots (``slots.py``), a 30 s timeout, retries with exponential backoff and
+store's two request slots (``slots.py``), the guarded session for merchant-given hosts
+(``integrations.outbound``: public addresses only in production, checked at connect time, no
+redirects, 5 s to connect and 15 s to answer, answers size-capped), retries with exponential backoff and
 jitter on 429/5xx/timeouts (``Retry-After`` honoured), and errors named for what the caller
 must do (``integrations.errors``):
 
@@ -11,7 +13,12 @@ must do (``integrations.errors``):
 - an HTML page where JSON was expected is a firewall or security plugin answering for the store
   (Cloudflare, ModSecurity, Wordfence): ``StoreBlocked`` (an ``AuthError``: retrying will not help);
 - ``501`` on PUT/DELETE (ModSecurity) → the same call again as POST with ``X-HTTP-Method-Override``;
-- ``413`` on a batch → ``BatchTooLarge``; other 4xx → ``InvalidRequestError``; 404 → ``NotFoundError``.
+- ``413`` on a batch → ``BatchTooLarge``; other 4xx → ``InvalidRequestError``; 404 → ``NotFoundError``;
+- an address the guard refuses (private, redirecting, plain http in production) → ``StoreUnreachable``
+  (an ``InvalidRequestError``) carrying only the guard's plain reason.
+
+Error texts are stored for the merchant: they name the call (``GET /wc/v3/orders``), the status and
+WooCommerce's own short message, never the URL (query-string keys), a body, or an exception's text.
 
 A POST that creates something (a note, a tracking entry, a webhook) is not re-sent after a
 timeout or a 5xx, whose outcome is unknown: ``RetryableError`` goes to the caller, who re-reads
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,12 +38,13 @@ from typing import Any
 import requests
 
 from integrations.errors import AuthError, InvalidRequestError, NotFoundError, RetryableError
+from integrations.outbound import OutboundError, OutboundPolicy, StoreUnreachable, guarded
 from integrations.woocommerce import auth
 from integrations.woocommerce.slots import StoreSlots
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = (10.0, 30.0)  # connect, read: small shops are slow, WooCommerce's own 5 s is too short
+TIMEOUT = (5.0, 15.0)  # connect, read: the guard's ceiling (a store slower than that is retried later)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT = 30.0  # seconds of backoff spent inside one call before handing back to the job
 PER_PAGE = 100  # WP collections accept 1-100
@@ -58,7 +67,10 @@ class WooResponse:
 
 
 class WooClient:
-    """REST v3 calls to one store. ``store_url`` is the site's address (``https://shop.example``)."""
+    """REST v3 calls to one store. ``store_url`` is the site's address (``https://shop.example``).
+
+    ``http`` lends its User-Agent and trusted certificates; the calls themselves go through a
+    session guarded by ``policy`` (default: production's, public https hosts only)."""
 
     def __init__(
         self,
@@ -72,11 +84,12 @@ class WooClient:
         attempts: int = 4,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        policy: OutboundPolicy | None = None,
     ) -> None:
         self.store_url = store_url.rstrip("/")
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
-        self.http = http
+        self.http = guarded(http, policy or OutboundPolicy())
         self.redis = redis
         self.timeout = timeout
         self.attempts = attempts
@@ -117,7 +130,10 @@ class WooClient:
     def namespaces(self) -> list[str]:
         """The REST namespaces the site serves (``GET /wp-json/``), sent without credentials:
         since WC 11.1 a key presented outside ``wc/*`` routes is refused with 401."""
-        response = self._send("GET", f"{self.store_url}/wp-json/", {}, None, {}, None)
+        try:
+            response = self._send("GET", f"{self.store_url}/wp-json/", {}, None, {}, None)
+        except OutboundError as exc:
+            raise _outbound_error("GET /wp-json/", exc) from None
         data = self._decode(response, "GET /wp-json/")
         if response.status_code >= 400 or not isinstance(data, dict):
             raise InvalidRequestError(f"GET /wp-json/ answered {response.status_code}", status=response.status_code)
@@ -146,11 +162,11 @@ class WooClient:
             mode = modes[mode_index]
             try:
                 response = self._send(method, url, dict(params or {}), json, {}, mode)
-            except requests.RequestException as exc:  # timeout, reset, DNS: outcome unknown
-                if resend_after_unknown and attempt < self.attempts and waited < MAX_WAIT:
+            except OutboundError as exc:  # refused by the guard, or timeout, reset, DNS: outcome unknown
+                if exc.transient and resend_after_unknown and attempt < self.attempts and waited < MAX_WAIT:
                     waited += self._pause(attempt, None)
                     continue
-                raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from None
+                raise _outbound_error(what, exc) from None
             status = response.status_code
             data = self._decode(response, what)
             if status == 401 and _code(data).startswith("woocommerce_rest_cannot_") and mode_index + 1 < len(modes):
@@ -236,7 +252,7 @@ class WooClient:
 
     def _pause(self, attempt: int, retry_after: float | None) -> float:
         wait = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-        wait = wait + random.uniform(0, self.backoff / 2)  # jitter: workers do not retry in step
+        wait = wait + random.uniform(0, self.backoff / 2)  # nosec B311 # jitter: workers do not retry in step
         self.sleep(wait)
         return wait
 
@@ -244,12 +260,25 @@ class WooClient:
 _memory: dict[str, str] = {}
 
 
+def _outbound_error(what: str, exc: OutboundError) -> Exception:
+    if exc.transient:
+        return RetryableError(f"{what}: {exc.reason}")
+    return StoreUnreachable(exc.reason)
+
+
+_CODE = re.compile(r"^[a-z0-9_]{1,80}$")
+
+
 def _code(data: Any) -> str:
-    return str(data.get("code") or "") if isinstance(data, dict) else ""
+    code = str(data.get("code") or "") if isinstance(data, dict) else ""
+    return code if _CODE.match(code) else ""
 
 
 def _message(data: Any) -> str:
-    return str(data.get("message") or "") if isinstance(data, dict) else ""
+    """WooCommerce's short error message (``{"code", "message"}``), never anything else of the body."""
+    text = str(data.get("message") or "") if isinstance(data, dict) else ""
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def _retry_after(response: requests.Response) -> float | None:

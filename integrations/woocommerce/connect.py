@@ -41,7 +41,13 @@ def normalise_store_url(raw: str) -> str:
         raise ConfigError(f"{raw!r} is not a store address (https://your-store.example)")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError("the store address takes no user, password, query or fragment")
-    netloc = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{raw!r} is not a store address (https://your-store.example)") from None
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+    netloc = host + (f":{port}" if port else "")
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 

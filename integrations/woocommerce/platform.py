@@ -13,6 +13,7 @@ from typing import Any
 
 from integrations.errors import AuthError
 from integrations.model import Order, Shipment
+from integrations.outbound import OutboundPolicy
 from integrations.platforms import (
     CatalogueChange,
     OrderEvent,
@@ -49,7 +50,10 @@ class WooCommercePlatform(Platform):
         if not (key and secret):
             raise AuthError(f"no REST API keys for {self.shop.domain}: connect the store again")
         if not hasattr(self, "_client"):
-            self._client = WooClient(self.shop.domain, key, secret, self.context.http, redis=self.context.redis)
+            policy = OutboundPolicy.from_settings(self.context.settings)  # the store is merchant-given
+            self._client = WooClient(
+                self.shop.domain, key, secret, self.context.http, redis=self.context.redis, policy=policy
+            )
         return self._client
 
     @property

@@ -263,7 +263,7 @@ class WooState:
 
     def add_tracking(self, oid: int, item: JSON) -> JSON:
         entry = {
-            "tracking_id": hashlib.md5(f"{oid}{item['tracking_number']}{self.next_id()}".encode()).hexdigest(),  # noqa: S324
+            "tracking_id": hashlib.md5(f"{oid}{item['tracking_number']}{self.next_id()}".encode()).hexdigest(),  # noqa: S324  # nosec B324 # an id
             "tracking_provider": item.get("tracking_provider") or "",
             "tracking_link": item.get("custom_tracking_link") or "",
             "tracking_number": item["tracking_number"],

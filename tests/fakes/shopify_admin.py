@@ -25,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 from tests.fakes.shopify_fulfilment import FakeOrder, FakeState
 from tests.fakes.shopify_inventory import FakeInventory
 from tests.fakes.shopify_oauth import FakeOAuth
+from tests.fakes.shopify_orders import FakeOrderList
 from tests.fakes.shopify_schema import MAX_QUERY_COST, admin_schema, requested_cost
 
 DEFAULT_TOKEN = "shpat_test"
@@ -57,6 +58,7 @@ class FakeShopifyAdmin:
         self._at = time.monotonic()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self.orders = FakeOrderList(self.state, self._lock)  # orders(query:) and the fields reconciliation reads
         self.requests = 0
         self.throttled = 0
         self.points_spent = 0  # actual cost charged, summed
@@ -169,7 +171,7 @@ class FakeShopifyAdmin:
             result = execute(
                 schema,
                 document,
-                {**self.state.root(), **self.oauth.root(shop), **self.inventory.root()},
+                {**self.state.root(), **self.oauth.root(shop), **self.inventory.root(), **self.orders.root()},
                 variable_values=variables,
                 operation_name=operation_name,
             )

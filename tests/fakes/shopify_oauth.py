@@ -8,7 +8,8 @@ Behaves as reference/shopify.md §3-4 documents it:
   token exchange (the session token must be an HS256 JWT for this app and shop, else 400
   ``invalid_subject_token``) and a refresh (the refresh token is spent on use and rotates).
   ``expiring: "1"`` gives ``expires_in`` (3,600 s unless a test shortens it) and a refresh token.
-- ``webhookSubscriptions`` / ``webhookSubscriptionCreate(uri)`` keep the shop's subscriptions;
+- ``webhookSubscriptions`` / ``webhookSubscriptionCreate(uri)`` / ``webhookSubscriptionDelete(id)`` keep
+  the shop's (shop-level) subscriptions;
   a test may make some topics refused as Shopify does for protected customer data.
 """
 
@@ -150,7 +151,16 @@ class FakeOAuth:
             "webhookSubscriptionCreate": lambda _info, topic, webhookSubscription: self._create(
                 shop, topic, webhookSubscription
             ),
+            "webhookSubscriptionDelete": lambda _info, id: self._delete(shop, id),
         }
+
+    def _delete(self, shop: str, subscription_id: str) -> dict[str, Any]:
+        mine = self.subscriptions.get(shop, [])
+        if not any(s["id"] == subscription_id for s in mine):
+            message = "Webhook subscription does not exist"
+            return {"deletedWebhookSubscriptionId": None, "userErrors": [{"field": ["id"], "message": message}]}
+        self.subscriptions[shop] = [s for s in mine if s["id"] != subscription_id]
+        return {"deletedWebhookSubscriptionId": subscription_id, "userErrors": []}
 
     def _create(self, shop: str, topic: str, given: dict[str, Any]) -> dict[str, Any]:
         if topic in self.refused_topics:

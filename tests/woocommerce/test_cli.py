@@ -46,3 +46,18 @@ def test_shop_add_woocommerce_refuses_a_missing_webhook_secret(app, runtime) -> 
     assert result.exit_code != 0 and "--webhook-secret" in result.output
     with runtime.sessions() as session:
         assert session.scalars(select(Shop)).all() == []
+
+
+def test_woocommerce_connect_link_prints_a_link_that_opens_the_connect_page_for_that_store_only(app, runtime) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(
+        args=["woocommerce", "connect-link", "https://Store.Example.com/", "--hours", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    link = result.stdout.strip()
+    assert link.startswith(f"{runtime.settings.public_url}/woocommerce/connect?g=")
+    assert "for https://store.example.com only" in result.stderr
+    page = app.test_client().get(link.removeprefix(runtime.settings.public_url))
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "https://store.example.com" in text and 'name="store_url"' not in text
+    tampered = app.test_client().get(link.removeprefix(runtime.settings.public_url)[:-2] + "xx")
+    assert tampered.status_code == 401

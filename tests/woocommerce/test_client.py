@@ -9,13 +9,17 @@ import pytest
 import requests
 
 from integrations.errors import AuthError, InvalidRequestError, NotFoundError, RetryableError
+from integrations.outbound import REDIRECT, OutboundPolicy, StoreUnreachable
 from integrations.woocommerce.auth import oauth_base_string, oauth_params
 from integrations.woocommerce.client import StoreBlocked, WooClient
+
+DEVELOPMENT = OutboundPolicy(allow_private=True, https_only=False)  # the fake store is on 127.0.0.1
 
 
 def client_for(woo, certificate, redis=None, **kw) -> WooClient:  # type: ignore[no-untyped-def]
     http = requests.Session()
     http.verify, http.trust_env = str(certificate.cert_path), False
+    kw.setdefault("policy", DEVELOPMENT)
     return WooClient(woo.url, woo.key.consumer_key, woo.key.consumer_secret, http, redis=redis, backoff=0.01, **kw)
 
 
@@ -155,3 +159,33 @@ def test_at_most_two_requests_are_in_flight_per_store(woo, certificate, runtime)
 
 def test_the_wordpress_index_is_read_without_credentials(woo, certificate) -> None:  # type: ignore[no-untyped-def]
     assert "wc/v3" in client_for(woo, certificate).namespaces()  # a key there would be a 401 since WC 11.1
+
+
+def test_the_client_refuses_the_fake_store_under_the_production_policy_without_calling_it(woo, certificate) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StoreUnreachable, match="private network address"):
+        client_for(woo, certificate, policy=OutboundPolicy()).get("orders")
+    assert woo.log == []
+
+
+def test_a_redirecting_store_is_an_error_naming_the_redirect_and_is_not_followed(woo, certificate) -> None:  # type: ignore[no-untyped-def]
+    woo.fail_next(302, headers={"Location": f"{woo.url}/wp-json/wc/v3/orders"})
+    with pytest.raises(StoreUnreachable) as caught:
+        client_for(woo, certificate).get("orders")
+    assert str(caught.value) == REDIRECT and len(woo.log) == 1
+
+
+def test_a_store_that_cannot_be_reached_is_retryable_and_the_error_names_no_url_or_keys(certificate) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = WooClient(
+        f"http://127.0.0.1:{port}", "ck_" + "a" * 40, "cs_" + "b" * 40, requests.Session(), policy=DEVELOPMENT
+    )
+    client.sleep = lambda s: None
+    with pytest.raises(RetryableError) as caught:
+        client.get("orders")  # plain http: OAuth, the keys travel in the query string
+    text = str(caught.value)
+    assert text == "GET /wc/v3/orders: could not connect to the store"
+    assert "ck_" not in text and "oauth" not in text and "127.0.0.1" not in text
