@@ -16,22 +16,28 @@ Redis flush took is re-created from the database: inbox rows (events), orders le
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import TypeVar
 
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from jobs import states
 from jobs.orders import FollowUp, enqueue_follow_ups
-from jobs.queues import enqueue_once
+from jobs.queues import enqueue_once, job_is_live
 from jobs.runtime import Runtime, get_runtime
 from jobs.tracking import enqueue_write, tracking_key
 from store.models import Order, Shipment, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENT_RETRY = (5, 30, 120, 600, 1800)
 
@@ -69,6 +75,41 @@ def rescue_overdue(runtime: Runtime) -> int:
     return moved
 
 
+def free_stale_slots(runtime: Runtime) -> int:
+    """Free the RQ ``RateLimit`` slots (one tracking job per order at a time) held by jobs that
+    will never finish: started by a worker that died, or whose end Redis never heard of because it
+    was down. RQ's own cleanup keeps a ``started`` job's slot, so the order's next parcel would
+    wait forever; the job is marked failed (the sweep re-creates any work it left undone from the
+    database) and its slot given to the next job. Returns how many slots were freed."""
+    freed = 0
+    for registry in RateLimitRegistry.all(runtime.redis):
+        for job_id in registry.get_allowed_job_ids():
+            if job_is_live(runtime, job_id):
+                continue
+            with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+                job = Job.fetch(job_id, connection=runtime.redis)
+                if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED):
+                    job.set_status(JobStatus.FAILED)
+            registry.release_stale_and_enqueue(job_id)
+            freed += 1
+        registry.cleanup()
+    if freed:
+        log.warning("sweep freed %d rate-limit slots held by jobs that will never finish", freed)
+    return freed
+
+
+def _each(what: str, items: Iterable[T], enqueue: Callable[[T], object]) -> int:
+    """Enqueue each item, counting the ones enqueued now; one item's failure (Redis going away
+    mid-sweep, a job hash an outage left unreadable) is logged and the sweep goes on."""
+    done = 0
+    for item in items:
+        try:
+            done += bool(enqueue(item))
+        except Exception:  # the next sweep tries again; this one must not stop
+            log.exception("sweep could not re-enqueue %s %s", what, item)
+    return done
+
+
 def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
     """Re-enqueue unprocessed inbox rows and stuck orders whose jobs are gone, and run retries
     no scheduler moved. Idempotent."""
@@ -102,17 +143,16 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
             )
             .limit(5000)
         ).all()
-    events = sum(1 for event_id in event_ids if enqueue_event(runtime, event_id))
-    tracking = 0
-    for shipment_id, order_id, key in parcels:
-        tracking += enqueue_write(runtime, shipment_id, order_id, key)
+    slots = free_stale_slots(runtime)
+    events = _each("event", event_ids, lambda event_id: enqueue_event(runtime, event_id))
+    tracking = _each("parcel", parcels, lambda parcel: enqueue_write(runtime, *parcel))
     follow_ups = [
         FollowUp("cancel" if state == states.CANCEL_REQUESTED else "push", order_id, generation)
         for order_id, state, generation in stuck
     ]
     before = len(runtime.queue("orders"))
-    enqueue_follow_ups(runtime, follow_ups)
+    _each("order", follow_ups, lambda follow_up: enqueue_follow_ups(runtime, [follow_up]))
     orders = len(runtime.queue("orders")) - before
     if events or orders or tracking:
         log.warning("sweep re-enqueued %d events, %d orders, %d parcels whose jobs were lost", events, orders, tracking)
-    return {"events": events, "orders": max(orders, 0), "tracking": tracking, "rescued": rescued}
+    return {"events": events, "orders": max(orders, 0), "tracking": tracking, "rescued": rescued, "slots": slots}

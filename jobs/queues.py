@@ -7,6 +7,7 @@ running, enqueueing it again does nothing; once it has finished or failed, a new
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -23,7 +24,9 @@ from jobs.scheduling import worker_is_dead
 
 log = logging.getLogger(__name__)
 
-LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+# Rate limited: waiting for its order's slot (``jobs.maintenance.free_stale_slots`` frees a slot
+# whose holder will never finish).
+LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.RATE_LIMITED})
 
 
 def job_is_live(runtime: Runtime, job_id: str) -> bool:
@@ -41,7 +44,7 @@ def job_is_live(runtime: Runtime, job_id: str) -> bool:
         return False
     if status == JobStatus.STARTED and worker_is_dead(runtime.redis, job.worker_name):
         return False
-    return status in LIVE or str(status) in {"rate_limited"}
+    return status in LIVE
 
 
 def _scheduled_lost(runtime: Runtime, job: Job) -> bool:
@@ -75,7 +78,10 @@ def enqueue_once(runtime: Runtime, queue: str, func: str, *args: Any, job_id: st
         old = Job.fetch(job_id, connection=runtime.redis)
         if old.get_status(refresh=False) == JobStatus.SCHEDULED and _rescue_scheduled(runtime, old):
             return True
-        old.delete()  # finished or failed long ago, or lost with a dead worker: make room for a fresh run
+        # Finished or failed long ago, or lost with a dead worker: make room for a fresh run. A
+        # hash left half-written by an outage cannot be read back; enqueueing overwrites it.
+        with contextlib.suppress(InvalidJobOperation):
+            old.delete()
     except NoSuchJobError:
         pass
     # RQ refuses unique=True with a rate limit; the liveness check above is then the guard.

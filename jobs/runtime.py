@@ -37,6 +37,7 @@ SANDBOX_QUEUE = "sandbox"
 # further jobs in a ``<queue>-bulk`` twin, listened to after every normal queue.
 FAIR_QUEUES = ("webhooks", "orders", "tracking", "stock")
 BULK_SUFFIX = "-bulk"
+BULK_ORDER = ("tracking", "orders", "webhooks", "stock")
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -115,7 +116,9 @@ class Runtime:
     def queue_names(self) -> tuple[str, ...]:
         """The queues this process's workers listen to, most urgent first."""
         base = (*QUEUES[:-1], SANDBOX_QUEUE, QUEUES[-1]) if self.settings.sandbox_enabled else QUEUES
-        return (*base, *(name + BULK_SUFFIX for name in FAIR_QUEUES))
+        # A flooding shop's own work is served downstream first (its parcels' tracking, then its
+        # pushes, then its new deliveries): what it has in flight finishes before more starts.
+        return (*base, *(name + BULK_SUFFIX for name in BULK_ORDER))
 
     def queue(self, name: str) -> Queue:
         """The RQ queue ``name`` on this runtime's Redis.

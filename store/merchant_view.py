@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from integrations.carriers import resolve
 from jobs import states
 from jobs.decide import WAITING_FOR_PROVIDER, is_waiting_for_provider
-from store.models import FulfilmentAttempt, Order, OrderLine, OrderTransition, WebhookEvent, utcnow
+from store.models import FulfilmentAttempt, Order, OrderLine, OrderTransition, Shipment, WebhookEvent, utcnow
 from store.orders import as_utc
 
 ATTENTION_STATES = (states.FAILED, states.HELD, states.CANCEL_TOO_LATE, states.PARTIALLY_CANCELLED)
@@ -22,9 +23,35 @@ BEFORE_PROVIDER = (states.RECEIVED, states.HELD, states.READY, states.FAILED)
 
 @dataclass
 class Step:
-    label: str
+    key: str  # received | held | failed | pushed | shipped | tracking | delivered | a cancel state
     at: datetime | None
     status: str  # done | problem | todo
+
+    @property
+    def label(self) -> str:
+        """The English label (the page shows its translation of ``key``)."""
+        return STEP_LABELS.get(self.key, self.key.replace("_", " ").capitalize())
+
+
+STEP_LABELS = {
+    "received": "Received",
+    "held": "Held",
+    "failed": "Failed",
+    "pushed": "Pushed",
+    "shipped": "Shipped",
+    "tracking": "Tracking written",
+    "delivered": "Delivered",
+}
+
+
+@dataclass
+class Parcel:
+    carrier: str
+    tracking_number: str
+    tracking_url: str
+    status: str
+    at: datetime | None
+    written: bool
 
 
 @dataclass
@@ -39,6 +66,8 @@ class OrderView:
     history: list[dict[str, Any]] = field(default_factory=list)
     category: str = ""
     actions: tuple[str, ...] = ()
+    parcels: list[Parcel] = field(default_factory=list)
+    customer: dict[str, str] = field(default_factory=dict)
 
 
 def held_reason(row: Order) -> str:
@@ -64,20 +93,23 @@ def _actions(state: str, waiting: bool = False) -> tuple[str, ...]:
 def _steps(row: Order) -> list[Step]:
     reached: dict[str, datetime] = {}
     for t in row.history:
-        reached.setdefault(t.to_state, t.at)
+        reached.setdefault(t.to_state, as_utc(t.at))  # type: ignore[arg-type]
     held = reached.get(states.HELD)
     pushed = reached.get(states.PUSHED)
-    shipped = reached.get(states.SHIPPED) or reached.get(states.PARTIALLY_SHIPPED) or reached.get(states.DELIVERED)
-    written = [s.written_at for s in row.shipments if s.written_at]
-    steps = [Step("Received", reached.get(states.RECEIVED), "done")]
+    delivered = reached.get(states.DELIVERED)
+    shipped = reached.get(states.SHIPPED) or reached.get(states.PARTIALLY_SHIPPED) or delivered
+    written = [as_utc(s.written_at) for s in row.shipments if s.written_at]
+    steps = [Step("received", reached.get(states.RECEIVED), "done")]
     if held:
-        steps.append(Step("Held", held, "problem" if row.state == states.HELD else "done"))
+        steps.append(Step("held", held, "problem" if row.state == states.HELD else "done"))
     failed = row.state == states.FAILED
-    steps.append(Step("Failed" if failed and not pushed else "Pushed", pushed, "problem" if failed else _done(pushed)))
-    steps.append(Step("Shipped", shipped, _done(shipped)))
-    steps.append(Step("Tracking written", min(written) if written else None, _done(written)))
+    steps.append(Step("failed" if failed and not pushed else "pushed", pushed, "problem" if failed else _done(pushed)))
+    steps.append(Step("shipped", shipped, _done(shipped)))
+    steps.append(Step("tracking", min(written) if written else None, _done(written)))  # type: ignore[type-var]
     if row.state in states.CANCEL_STATES:
-        steps.append(Step(row.state.replace("_", " ").capitalize(), row.updated_at, "problem"))
+        steps.append(Step(row.state, as_utc(row.updated_at), "problem"))
+    else:
+        steps.append(Step("delivered", delivered, _done(delivered)))
     return steps
 
 
@@ -85,7 +117,7 @@ def _done(value: object) -> str:
     return "done" if value else "todo"
 
 
-def _view(row: Order, category: str = "") -> OrderView:
+def _view(row: Order, category: str = "", full: bool = False) -> OrderView:
     last = row.history[-1] if row.history else None
     reason = row.failure_reason or (last.reason if last else "")
     held_for = held_reason(row) if row.state == states.HELD else ""
@@ -105,11 +137,44 @@ def _view(row: Order, category: str = "") -> OrderView:
         steps=_steps(row),
         history=[
             {"at": as_utc(t.at), "to": t.to_state, "reason": t.reason}
-            for t in row.history[-12:]  # the latest dozen: an order's story, not its log
+            for t in (row.history if full else row.history[-12:])  # the list: the latest dozen
         ],
         category=category,
         actions=_actions(row.state, waiting),
+        parcels=[_parcel(s) for s in row.shipments],
+        customer=customer(row),
     )
+
+
+def _parcel(row: Shipment) -> Parcel:
+    """A parcel as the merchant sees it; its tracking page is the provider's, else the carrier's."""
+    url = row.tracking_url or (resolve(row.carrier, row.tracking_number).url if row.tracking_number else "")
+    return Parcel(
+        carrier=row.carrier,
+        tracking_number=row.tracking_number,
+        tracking_url=url if url.startswith(("https://", "http://")) else "",
+        status=row.status,
+        at=as_utc(row.event_time or row.created_at),
+        written=row.written_at is not None,
+    )
+
+
+def customer(row: Order) -> dict[str, str]:
+    """Who ordered and where it goes, as the shop gave it (blank or "[redacted]" once redacted)."""
+    ship_to, contact = row.ship_to or {}, row.contact or {}
+    street = ", ".join(str(ship_to.get(k) or "") for k in ("address1", "address2") if ship_to.get(k))
+    town = " ".join(str(ship_to.get(k) or "") for k in ("zip", "city") if ship_to.get(k))
+    return {
+        "name": str(ship_to.get("name") or ""),
+        "company": str(ship_to.get("company") or ""),
+        "email": str(contact.get("email") or ""),
+        "phone": str(contact.get("phone") or ship_to.get("phone") or ""),
+        "street": street,
+        "town": town,
+        "province": str(ship_to.get("province_code") or ""),
+        "country": str(ship_to.get("country_code") or ship_to.get("country") or ""),
+        "shipping_method": row.shipping_method or "",
+    }
 
 
 def _load(session: Session, *conditions: Any, limit: int) -> list[Order]:
@@ -175,7 +240,48 @@ def recent_orders(session: Session, shop_id: int, limit: int = 20) -> list[Order
     return [_view(row) for row in _load(session, Order.shop_id == shop_id, limit=limit)]
 
 
-def webhook_health(session: Session, shop_id: int) -> dict[str, Any]:
+def orders_by_id(session: Session, shop_id: int, ids: list[int]) -> list[OrderView]:
+    """The shop's orders among ``ids`` (a search's answer), most recently changed first."""
+    if not ids:
+        return []
+    return [_view(row) for row in _load(session, Order.shop_id == shop_id, Order.id.in_(ids), limit=len(ids))]
+
+
+@dataclass
+class OrderDetail:
+    view: OrderView
+    lines: list[dict[str, Any]]
+    provider: str
+    provider_order_id: str
+    platform_order_id: str
+    created_at: datetime | None
+    attempts: list[dict[str, Any]]
+
+
+def order_detail(session: Session, shop_id: int, order_id: int) -> OrderDetail | None:
+    """One of the shop's orders in full, or None when ``order_id`` is not this shop's."""
+    rows = _load(session, Order.shop_id == shop_id, Order.id == order_id, limit=1)
+    if not rows:
+        return None
+    row = rows[0]
+    view = _view(row, full=True)
+    if row.state in ATTENTION_STATES and not view.category:
+        view.category = row.state.replace("_", " ")
+    return OrderDetail(
+        view=view,
+        lines=[
+            {"sku": li.sku, "name": li.name, "quantity": li.quantity, "ships": li.requires_shipping} for li in row.lines
+        ],
+        provider=row.provider or "",
+        provider_order_id=row.provider_order_id or "",
+        platform_order_id=row.platform_order_id,
+        created_at=as_utc(row.created_at),
+        attempts=[{"action": a.action, "outcome": a.outcome, "at": as_utc(a.at)} for a in row.attempts[-10:]],
+    )
+
+
+def webhook_health(session: Session, shop_id: int, echoes: int = 0) -> dict[str, Any]:
+    """Deliveries of the last 24 h by outcome; ``echoes``: our own writes dropped on arrival."""
     since = utcnow() - timedelta(hours=24)
     counts = dict(
         session.execute(
@@ -197,6 +303,10 @@ def webhook_health(session: Session, shop_id: int) -> dict[str, Any]:
         "status": status,
         "last_received": as_utc(last),
         "counts": counts,
+        # Stored deliveries ignored, plus our own writes' echoes answered without being stored
+        # (WooCommerce; counted in Redis by integrations.woocommerce.echoes): the demo's figure.
+        "ignored": counts.get("ignored", 0) + echoes,
+        "echoes": echoes,
         "waiting": waiting,
         "last_failure": dict(failure._mapping) if failure else None,
     }

@@ -343,3 +343,54 @@ def test_the_demo_prints_a_settings_link_that_opens_the_demo_shops_page(live) ->
     assert link.startswith(f"{server.url}/app?t=")
     page = requests.get(link, timeout=5)
     assert page.status_code == 200 and "relais-demo.myshopify.com" in page.text
+
+
+# --- what the page says about stock, echoes and steps (issue 15) ------------------------------
+
+
+def woocommerce_shop(runtime) -> int:  # type: ignore[no-untyped-def]
+    with transaction(runtime.sessions) as session:
+        shop = Shop(platform="woocommerce", domain="https://shop.example.org", provider="sandbox", settings={})
+        shop.settings = {"location_id": "store"}
+        shop.provider_options_enc = runtime.vault.seal({})
+        session.add(shop)
+        session.flush()
+        return shop.id
+
+
+def test_the_stock_card_says_a_state_and_counts_skus_in_good_english(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    from store.models import utcnow
+    from store.stock_models import StockSyncRun
+
+    shop_id = woocommerce_shop(runtime)
+    link = signed_link(runtime.settings, shop_id).removeprefix(runtime.settings.public_url)
+    before = client.get(link).text.split('id="stock-sync"')[1].split('id="drift"')[0]
+    assert "once a location is set" not in before  # it is set ("store")
+    assert "the first sync has not finished yet" in before and 'data-sync-state="not_run"' in before
+    with transaction(runtime.sessions) as session:
+        session.add(StockSyncRun(shop_id=shop_id, status="ok", finished_at=utcnow(), written={"MUG": 3}, skipped={}))
+    card = client.get(link).text.split('id="stock-sync"')[1].split('id="drift"')[0]
+    assert "1 SKU written, 0 skipped" in card and "SKUs" not in card
+    assert 'data-sync-state="synced">synced</span>' in card
+    assert re.search(r"\d:\d{2}:\d{2}", card)  # the time is beside the badge, to the second
+    with transaction(runtime.sessions) as session:
+        written = {"MUG": 3, "TEE": 1}
+        session.add(
+            StockSyncRun(shop_id=shop_id, status="ok", finished_at=utcnow(), written=written, skipped={"X": "?"})
+        )
+    card = client.get(link).text.split('id="stock-sync"')[1].split('id="drift"')[0]
+    assert "2 SKUs written, 1 skipped" in card and 'data-sync-state="needs_look">needs a look</span>' in card
+
+
+def test_health_counts_the_woocommerce_echoes_the_store_was_told_were_ignored(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    from integrations.woocommerce import echoes
+
+    shop_id = woocommerce_shop(runtime)
+    saved = {"id": 7, "status": "completed", "date_modified_gmt": "2026-11-30T10:00:00"}
+    echoes.remember(runtime.redis, shop_id, "order", saved)  # our write, as the store answered it
+    for _ in range(3):  # its order.updated deliveries come back: recognised and dropped
+        assert echoes.is_echo(runtime.redis, shop_id, "order", saved)
+    assert not echoes.is_echo(runtime.redis, shop_id, "order", {**saved, "status": "cancelled"})  # the merchant's
+    link = signed_link(runtime.settings, shop_id).removeprefix(runtime.settings.public_url)
+    webhooks = client.get(link).text.split('id="health-webhooks"')[1].split('id="health-provider"')[0]
+    assert "3 ignored (3 echoes of our own writes)" in webhooks

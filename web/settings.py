@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, g, render_template, request
 from sqlalchemy import select
@@ -20,21 +20,24 @@ from werkzeug.exceptions import HTTPException
 
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
 from integrations.fulfilment.base import webhook_url
+from integrations.woocommerce import echoes
 from jobs import actions, deadletter, shop_config
 from jobs.orders import release_waiting
 from jobs.parties import provider_options
-from store import audit, merchant_view
+from store import audit, merchant_view, order_search
 from store import stock as stock_store
 from store.app_models import DataExport
 from store.models import Shop
 from store.shops import DEFAULT_SETTINGS, provider_names, provider_refusal
 from store.sync_models import ShopSync
-from web import install, runtime
+from web import i18n, install, runtime
 from web.app_session import Merchant, SessionRejected, authenticate, check_csrf, csrf_token, frame_ancestors
+from web.notices import merchant_text
 from web.settings_form import OPTIONAL_ADDRESS_FIELDS, format_sku_buffers, parse_settings
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("settings", __name__)
+blueprint.record_once(lambda state: i18n.init_app(state.app))  # English and French (Flask-Babel)
 CDN_SCRIPTS = (
     "https://cdn.shopify.com/shopifycloud/app-bridge.js",
     "https://cdn.shopify.com/shopifycloud/polaris.js",
@@ -125,7 +128,50 @@ def save_provider():  # type: ignore[no-untyped-def]
 def order_action(order_id: int, action: str):  # type: ignore[no-untyped-def]
     merchant = _merchant(post=True)
     result = actions.perform(runtime(), merchant.shop_id, order_id, action, merchant.actor)  # type: ignore[arg-type]
-    return _render(merchant, ("success" if result.ok else "warning", result.message))
+    message = ("success" if result.ok else "warning", result.message)
+    if request.form.get("view") == "order":  # pressed on the order's own page: stay there
+        return _render_order(merchant, order_id, message)
+    return _render(merchant, message)
+
+
+@blueprint.get("/app/orders/<int:order_id>")
+def order_page(order_id: int):  # type: ignore[no-untyped-def]
+    """One order in full; another shop's order is 404 like a missing one."""
+    return _render_order(_merchant(), order_id)
+
+
+def _render_order(merchant: Merchant, order_id: int, message: tuple[str, str] | None = None):  # type: ignore[no-untyped-def]
+    with runtime().sessions() as session:
+        shop = session.get(Shop, merchant.shop_id)
+        detail = merchant_view.order_detail(session, merchant.shop_id, order_id)  # type: ignore[arg-type]
+        if shop is None or detail is None:
+            abort(404, "no such order in this shop")
+        shop_view = {"domain": shop.domain, "platform": shop.platform, "status": shop.status, "provider": shop.provider}
+    context = {"shop": shop_view, "order": detail.view, "detail": detail, "message": message, **_page_helpers(merchant)}
+    if _is_fetch():
+        return Response(render_template("app/_order_main.html", **context), 200, {"X-Relais-Partial": "1"})
+    return render_template("app/order.html", **context)
+
+
+def _page_helpers(merchant: Merchant) -> dict[str, Any]:
+    """What every template of the page uses: who, the CSRF token, CDN scripts, the language."""
+    rt = runtime()
+    language = i18n.current_language()
+
+    def page_url(path: str, **params: str) -> str:
+        """A URL of the page that authenticates like this one and keeps the language."""
+        extra = "".join(f"&{k}={quote(str(v))}" for k, v in params.items() if v)
+        return merchant.url(path) + (f"&locale={language}" if language != i18n.DEFAULT else "") + extra
+
+    return {
+        "merchant": merchant,
+        "csrf": csrf_token(merchant),
+        "api_key": rt.settings.shopify_api_key,
+        "cdn_scripts": CDN_SCRIPTS if merchant.embedded else (),
+        "language": language,
+        "page_url": page_url,
+        "say": merchant_text,
+    }
 
 
 @blueprint.post("/app/dead-letters/replay")
@@ -158,6 +204,7 @@ def _render(merchant: Merchant, message: tuple[str, str] | None = None, errors: 
 
 def _context(merchant: Merchant) -> dict[str, Any]:
     rt = runtime()
+    query = order_search.parse(request.args.get("q"), request.args.get("state"))
     with rt.sessions() as session:
         shop = session.get(Shop, merchant.shop_id)
         if shop is None:
@@ -192,8 +239,15 @@ def _context(merchant: Merchant) -> dict[str, Any]:
             ],
             "waiting_for_provider": merchant_view.waiting_for_provider(session, shop.id),
             "attention": merchant_view.attention(session, shop.id),
-            "orders": merchant_view.recent_orders(session, shop.id),
-            "webhooks": merchant_view.webhook_health(session, shop.id),
+            "orders": merchant_view.orders_by_id(session, shop.id, order_search.search(session, shop.id, query))
+            if query.active
+            else merchant_view.recent_orders(session, shop.id),
+            "search": query,
+            "search_states": order_search.STATES,
+            "search_limit": order_search.LIMIT,
+            "webhooks": merchant_view.webhook_health(
+                session, shop.id, echoes.ignored_last_day(rt.redis, shop.id) if shop.platform == "woocommerce" else 0
+            ),
             "provider_health": merchant_view.provider_health(session, shop.id),
             "stock_sync": _stock_report(session, shop.id),
             "notice": session.get(ShopSync, shop.id),
@@ -202,13 +256,7 @@ def _context(merchant: Merchant) -> dict[str, Any]:
             "events": audit.latest(session, shop.id, limit=8),
             "dead_letters": deadletter.dead_letters(rt, shop.id, limit=20),
         }
-    context.update(
-        merchant=merchant,
-        csrf=csrf_token(merchant),
-        api_key=rt.settings.shopify_api_key,
-        cdn_scripts=CDN_SCRIPTS if merchant.embedded else (),
-        when=_when,
-    )
+    context.update(_page_helpers(merchant))
     return context
 
 
@@ -218,12 +266,14 @@ def _stock_report(session: Any, shop_id: int) -> dict[str, Any] | None:
     if run is None:
         return None
     written, skipped = run.written or {}, run.skipped or {}
-    summary = f"{len(written)} SKUs written, {len(skipped)} skipped" + (f"; {run.error}" if run.error else "")
-    return {"at": run.finished_at or run.started_at, "status": run.status, "summary": summary, "skipped": skipped}
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    return value.astimezone(UTC).strftime("%d %b %H:%M UTC")
+    # The badge says what state the sync is in; the time is beside it, not instead of it.
+    state = "failing" if run.status == "failed" else "needs_look" if skipped or run.error else "synced"
+    return {
+        "at": run.finished_at or run.started_at,
+        "status": run.status,
+        "state": state,
+        "written": len(written),
+        "skipped_count": len(skipped),
+        "error": run.error or "",
+        "skipped": skipped,
+    }

@@ -11,6 +11,7 @@ from state, and our write does not change what it decides.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +38,32 @@ def remember(redis: Any, shop_id: int, resource: str, payload: Mapping[str, Any]
 
 
 def is_echo(redis: Any, shop_id: int, resource: str, payload: Mapping[str, Any]) -> bool:
-    """True when ``payload`` is exactly a state one of our writes produced."""
+    """True when ``payload`` is exactly a state one of our writes produced (and counted as such)."""
     if redis is None or not payload.get("id") or not payload.get("date_modified_gmt"):
         return False
-    return bool(redis.sismember(_key(shop_id, resource, payload["id"]), fingerprint(resource, payload)))
+    echo = bool(redis.sismember(_key(shop_id, resource, payload["id"]), fingerprint(resource, payload)))
+    if echo:
+        _count(redis, shop_id)
+    return echo
+
+
+def _count_key(shop_id: int, hour: int) -> str:
+    # Under relais:woo:echo:{shop}: so that redacting the shop deletes the counts with the rest.
+    return f"relais:woo:echo:{shop_id}:ignored:{hour}"
+
+
+def _count(redis: Any, shop_id: int) -> None:
+    """Echoes are answered without being stored, so the settings page's Health counts them here:
+    one counter per hour, kept a day."""
+    key = _count_key(shop_id, int(time.time()) // 3600)
+    redis.incr(key)
+    redis.expire(key, 25 * 3600)
+
+
+def ignored_last_day(redis: Any, shop_id: int) -> int:
+    """How many deliveries of ``shop_id`` were dropped as our own echoes in the last 24 hours."""
+    if redis is None:
+        return 0
+    hour = int(time.time()) // 3600
+    values = redis.mget([_count_key(shop_id, hour - n) for n in range(24)])
+    return sum(int(v) for v in values if v)

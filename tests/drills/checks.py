@@ -200,6 +200,8 @@ def job_ids_for(engine: Engine, shop_id: int, found: Look) -> list[str]:
         for example in examples:
             if example.startswith("event-"):
                 ids.append(example.split()[0])
+            elif kind == "parcel not on the shop" and example.isdigit():
+                ids.extend(_tracking_job_ids(engine, shop_id, example))
             elif kind.startswith("stuck in") and example.isdigit():
                 with Session(engine) as session:
                     row = session.scalars(
@@ -208,3 +210,22 @@ def job_ids_for(engine: Engine, shop_id: int, found: Look) -> list[str]:
                     prefix = "cancel" if row.state == "cancel_requested" else "push"
                     ids.append(f"{prefix}-{row.id}-{row.generation}")
     return ids
+
+
+def _tracking_job_ids(engine: Engine, shop_id: int, platform_order_id: str) -> list[str]:
+    """``jobs.tracking.enqueue_write``'s ids for the order's parcels not yet on the shop."""
+    import hashlib
+
+    from jobs.tracking import tracking_key
+
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(Shipment)
+            .join(Order, Order.id == Shipment.order_id)
+            .where(Order.shop_id == shop_id, Order.platform_order_id == platform_order_id)
+        ).all()
+        return [
+            f"tracking-{row.id}-{hashlib.sha256(tracking_key(row).encode()).hexdigest()[:12]}"
+            for row in rows
+            if row.written_tracking != tracking_key(row)
+        ]

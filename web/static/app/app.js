@@ -7,7 +7,7 @@
   var main = function () { return document.getElementById("main"); };
 
   async function headers() {
-    var h = { "X-Relais-Fetch": "1" };
+    var h = { "X-Relais-Fetch": "1", "X-Relais-Locale": document.documentElement.lang || "en" };
     if (window.shopify && typeof window.shopify.idToken === "function") {
       h.Authorization = "Bearer " + (await window.shopify.idToken());
     }
@@ -59,8 +59,34 @@
     }
   }
 
+  // Inside the admin a page of its own (an order, a search) is opened with a fresh session token
+  // in its URL, as Shopify opens /app; with a signed link the URL already carries its proof.
+  async function navigate(url) {
+    if (window.shopify && typeof window.shopify.idToken === "function") {
+      var target = new URL(url, window.location.href);
+      target.searchParams.set("id_token", await window.shopify.idToken());
+      url = target.toString();
+    }
+    window.location.assign(url);
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a[data-nav]");
+    if (!link || !(window.shopify && window.shopify.idToken)) return;
+    if (event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    navigate(link.href);
+  });
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    if (form.matches("form[data-nav]") && window.shopify && window.shopify.idToken) {
+      event.preventDefault();
+      var target = new URL(form.action, window.location.href);
+      new FormData(form).forEach(function (value, key) { if (value) target.searchParams.set(key, value); });
+      navigate(target.toString());
+      return;
+    }
     if (!form.matches("form[data-fetch]")) return;
     event.preventDefault();
     var button = event.submitter;
