@@ -16,7 +16,6 @@ Redis flush took is re-created from the database: inbox rows (events), orders le
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +30,7 @@ from sqlalchemy import select
 
 from jobs import states
 from jobs.orders import FollowUp, enqueue_follow_ups
-from jobs.queues import enqueue_once, job_is_live
+from jobs.queues import enqueue_once, job_is_live, listed_snapshot
 from jobs.runtime import Runtime, get_runtime
 from jobs.tracking import enqueue_write, tracking_key
 from store.models import Order, Shipment, WebhookEvent, utcnow
@@ -78,21 +77,27 @@ def rescue_overdue(runtime: Runtime) -> int:
 def free_stale_slots(runtime: Runtime) -> int:
     """Free the RQ ``RateLimit`` slots (one tracking job per order at a time) held by jobs that
     will never finish: started by a worker that died, or whose end Redis never heard of because it
-    was down. RQ's own cleanup keeps a ``started`` job's slot, so the order's next parcel would
-    wait forever; the job is marked failed (the sweep re-creates any work it left undone from the
-    database) and its slot given to the next job. Returns how many slots were freed."""
+    was down, or re-enqueued under the same id and now waiting for the slot it holds itself. RQ's
+    own release keeps such a slot while the dead run's execution entry has not expired, so the
+    order's next parcel would wait for minutes; here the holder is marked failed (the sweep
+    re-creates any work it left undone from the database), its slot is taken back, and RQ's
+    cleanup gives it to the next waiting job. Returns how many slots were freed."""
     freed = 0
     for registry in RateLimitRegistry.all(runtime.redis):
         for job_id in registry.get_allowed_job_ids():
-            if job_is_live(runtime, job_id):
-                continue
-            with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+            try:
                 job = Job.fetch(job_id, connection=runtime.redis)
-                if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED):
-                    job.set_status(JobStatus.FAILED)
-            registry.release_stale_and_enqueue(job_id)
+                status = job.get_status(refresh=False)
+            except (NoSuchJobError, InvalidJobOperation):
+                job, status = None, None
+            waiting_on_itself = status == JobStatus.RATE_LIMITED
+            if not waiting_on_itself and job is not None and job_is_live(runtime, job_id):
+                continue
+            if job is not None and status in (JobStatus.QUEUED, JobStatus.STARTED):
+                job.set_status(JobStatus.FAILED)
+            runtime.redis.zrem(registry.allowed_key, job_id)
             freed += 1
-        registry.cleanup()
+        registry.cleanup()  # RQ's own: waiting jobs take the free slots
     if freed:
         log.warning("sweep freed %d rate-limit slots held by jobs that will never finish", freed)
     return freed
@@ -144,14 +149,15 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
             .limit(5000)
         ).all()
     slots = free_stale_slots(runtime)
-    events = _each("event", event_ids, lambda event_id: enqueue_event(runtime, event_id))
-    tracking = _each("parcel", parcels, lambda parcel: enqueue_write(runtime, *parcel))
     follow_ups = [
         FollowUp("cancel" if state == states.CANCEL_REQUESTED else "push", order_id, generation)
         for order_id, state, generation in stuck
     ]
     before = len(runtime.queue("orders"))
-    _each("order", follow_ups, lambda follow_up: enqueue_follow_ups(runtime, [follow_up]))
+    with listed_snapshot(runtime):  # a job marked queued but in no queue list is lost too
+        events = _each("event", event_ids, lambda event_id: enqueue_event(runtime, event_id))
+        tracking = _each("parcel", parcels, lambda parcel: enqueue_write(runtime, *parcel))
+        _each("order", follow_ups, lambda follow_up: enqueue_follow_ups(runtime, [follow_up]))
     orders = len(runtime.queue("orders")) - before
     if events or orders or tracking:
         log.warning("sweep re-enqueued %d events, %d orders, %d parcels whose jobs were lost", events, orders, tracking)

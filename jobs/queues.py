@@ -8,9 +8,12 @@ running, enqueueing it again does nothing; once it has finished or failed, a new
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import Retry, get_current_job
@@ -44,7 +47,39 @@ def job_is_live(runtime: Runtime, job_id: str) -> bool:
         return False
     if status == JobStatus.STARTED and worker_is_dead(runtime.redis, job.worker_name):
         return False
+    if status == JobStatus.QUEUED and _queued_lost(runtime, job):
+        return False
     return status in LIVE
+
+
+#: During a sweep: every job id found in a queue or RQ's intermediate list at its start.
+_listed: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("listed_job_ids", default=None)
+
+
+@contextlib.contextmanager
+def listed_snapshot(runtime: Runtime) -> Iterator[None]:
+    """Within the block, a job marked queued that is in no queue list (read once, here) and was
+    enqueued well before counts as lost: Redis went down or was restored between RQ's two writes
+    (the job's hash and the list), so no worker will ever take it. Outside a sweep the status is
+    trusted, since reading every list for one job would cost too much."""
+    ids: set[str] = set()
+    for name in runtime.queue_names:
+        queue = runtime.queue(name)
+        for key in (queue.key, queue.intermediate_queue_key):
+            ids.update(job_id.decode() for job_id in runtime.redis.lrange(key, 0, -1))
+    token = _listed.set(frozenset(ids))
+    try:
+        yield
+    finally:
+        _listed.reset(token)
+
+
+def _queued_lost(runtime: Runtime, job: Job) -> bool:
+    listed = _listed.get()
+    if listed is None or job.id in listed or job.enqueued_at is None:
+        return False
+    enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - enqueued).total_seconds() > runtime.settings.scheduled_lost_after_seconds
 
 
 def _scheduled_lost(runtime: Runtime, job: Job) -> bool:

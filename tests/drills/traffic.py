@@ -106,7 +106,7 @@ def _versions(order: DrillOrder, name: str, lines: list[dict[str, Any]], rng: ra
 
 
 def plan_deliveries(
-    orders: list[DrillOrder], shopify: FakeShopifyAdmin, rng: random.Random
+    orders: list[DrillOrder], shopify: FakeShopifyAdmin, rng: random.Random, repeat_share: float = 0.2
 ) -> tuple[list[Delivery], int]:
     """Every delivery, duplicates included, shuffled; and how many are re-sends of a webhook id.
     Each order is created on the fake Shopify too, so that its parcels have somewhere to go."""
@@ -128,7 +128,7 @@ def plan_deliveries(
             for li in fake.line_items
         ]
         unique.extend(_versions(order, f"#D{n}", lines, rng))
-    repeats = [d for d in unique if rng.random() < 0.2]
+    repeats = [d for d in unique if rng.random() < repeat_share]
     deliveries = unique + repeats
     rng.shuffle(deliveries)
     return deliveries, len(repeats)
