@@ -20,6 +20,7 @@ from app import create_app
 from config import load_settings
 from integrations import fulfilment
 from integrations.errors import ConfigError
+from jobs.runtime import set_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +67,11 @@ def production_client(settings):  # type: ignore[no-untyped-def]
     app = create_app(production)
     yield app
     fulfilment.register("sandbox", "sandbox.provider:SandboxProvider")  # the rest of the suite runs in development
+    production_runtime = app.extensions["relais"]
+    production_runtime.engine.dispose()  # no connection left for the garbage collector to find open
+    if production_runtime.redis_client is not None:
+        production_runtime.redis_client.close()
+    set_runtime(None)
 
 
 def test_anonymous_reads_of_the_sandbox_find_nothing_in_production(production_client) -> None:  # type: ignore[no-untyped-def]

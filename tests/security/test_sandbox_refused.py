@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app import create_app
 from integrations import fulfilment
+from jobs.runtime import set_runtime
 from store.models import Shop
 from tests.app_support import SHOP, app_settings, fake_shopify, install, session_token
 
@@ -36,6 +37,11 @@ def production(runtime, shopify):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     yield app
     fulfilment.register("sandbox", "sandbox.provider:SandboxProvider")  # the rest of the suite runs in development
+    production_runtime = app.extensions["relais"]
+    production_runtime.engine.dispose()  # no connection left for the garbage collector to find open
+    if production_runtime.redis_client is not None:
+        production_runtime.redis_client.close()
+    set_runtime(None)
 
 
 def test_shop_add_and_shop_provider_refuse_the_sandbox_in_production(production) -> None:  # type: ignore[no-untyped-def]
