@@ -159,7 +159,7 @@ def _watch(runtime, shop_id: int, ids: list[str], timeout: int) -> None:  # type
     done_states = {"shipped", "delivered", "failed", "cancelled", "held"}
     deadline = time.monotonic() + timeout
     finished: set[str] = set()
-    while time.monotonic() < deadline and len(finished) < len(ids):
+    while time.monotonic() < deadline:  # parcels and orders share `finished`: the break below ends it
         with runtime.sessions() as session:
             rows = session.scalars(
                 select(Order).where(Order.shop_id == shop_id, Order.platform_order_id.in_(ids))
