@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from web import settings as settings_page
 
     app.register_blueprint(install.blueprint)
+    from web import fulfilment_callback
+
+    app.register_blueprint(fulfilment_callback.blueprint)
     app.register_blueprint(settings_page.blueprint)
 
     from cli import register_commands

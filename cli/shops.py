@@ -21,6 +21,7 @@ from jobs import shop_config
 from jobs.orders import release_waiting
 from jobs.runtime import Runtime
 from store.db import transaction
+from store.fulfilment_orders import FULFILMENT_MODES
 from store.models import Shop
 from store.shops import DEFAULT_SETTINGS, normalise_domain, provider_refusal, upsert_shop
 from web.settings_form import OPTIONAL_ADDRESS_FIELDS, parse_settings
@@ -112,6 +113,10 @@ def check_settings(given: dict[str, str]) -> dict[str, object]:
             if name in parsed.errors:
                 raise click.ClickException(f"setting {name}: {parsed.errors[name]}, not {raw!r}")
             checked[name] = parsed.values[name]
+        elif name == "fulfilment_mode":
+            if value not in FULFILMENT_MODES:
+                raise click.ClickException(f"setting {name} is one of {', '.join(FULFILMENT_MODES)}, not {raw!r}")
+            checked[name] = value
         elif name == "hold_tags":
             checked[name] = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
         elif name == "required_address_fields":
@@ -193,6 +198,8 @@ def add(
         click.echo(f"shop {shop_id}: {platform} {shop_domain} → no provider yet (its orders are held until one is set)")
     if provider:
         _release(runtime, shop_id, "operator (shop add)")
+    if platform == "shopify" and shop_settings.get("fulfilment_mode") == "service":
+        _create_fulfilment_service(runtime, shop_id)
     if platform == "woocommerce":
         click.echo(f"webhook delivery URL: {runtime.settings.public_url.rstrip('/')}/webhooks/woocommerce/{shop_id}")
 
@@ -228,6 +235,21 @@ def set_provider(shop_ref: str, name: str, provider_options: tuple[str, ...]) ->
 def _echo_provider_webhook(runtime: Runtime, provider: str, token: str) -> None:
     """Where this shop's provider account must send its webhooks (the shop's own, unguessable URL)."""
     click.echo(f"provider webhook URL: {webhook_url(runtime.settings.public_url, provider, token)}")
+
+
+def _create_fulfilment_service(runtime: Runtime, shop_id: int) -> None:
+    """As an install does: the shop's fulfilment service (and its location) on Shopify, now; if
+    Shopify cannot be reached, a job keeps trying and the merchant is told."""
+    from integrations.errors import AuthError, InvalidRequestError, RetryableError
+    from jobs.fulfilment_service import enqueue_setup, ensure_now
+
+    try:
+        click.echo(ensure_now(runtime, shop_id))
+    except RetryableError as exc:
+        enqueue_setup(runtime, shop_id)
+        click.echo(f"fulfilment service not created yet ({exc}); a job will try again")
+    except (AuthError, InvalidRequestError) as exc:
+        raise click.ClickException(f"Shopify refused the fulfilment service: {exc}") from None
 
 
 def _release(runtime: Runtime, shop_id: int, actor: str) -> None:

@@ -32,7 +32,12 @@ def build_scheduler(runtime: Runtime) -> CronScheduler:
     from jobs import tokens
 
     scheduler.register(tokens.refresh_expiring, "maintenance", interval=tokens.REFRESH_INTERVAL, name="refresh-tokens")
-    from jobs import stock
+    from jobs import fulfilment_service, stock
+
+    # Fulfilment-service mode: requests whose webhook or ping was lost.
+    scheduler.register(
+        fulfilment_service.poll_all, "orders", interval=fulfilment_service.POLL_INTERVAL, name="fulfilment-requests"
+    )
 
     # Every minute: enqueue a sync for each shop whose stock_interval_minutes has passed.
     scheduler.register(stock.enqueue_due, "stock", interval=60, name="stock-sync-due")

@@ -27,6 +27,9 @@ STALE = "stale"  # older than what we have: ignore entirely
 # The hold reason of an order whose shop has no provider yet (new installs start so). Orders held
 # with it are released by the shop's first saved and tested provider (``provider_saved``).
 WAITING_FOR_PROVIDER = "waiting for a provider"
+# Shopify fulfilment-service mode: an order goes to the provider when Shopify asks our location to
+# fulfil it (``jobs.fulfilment_requests``), never on the order webhook alone.
+WAITING_FOR_REQUEST = "waiting for Shopify's fulfilment request to our location"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ def decide(order: Order, recorded: Recorded | None, rules: Mapping[str, Any], ha
         return Decision(HOLD, states.HELD, reason)
     if not has_provider:
         return Decision(HOLD, states.HELD, WAITING_FOR_PROVIDER)
+    if rules.get("fulfilment_mode") == "service":
+        return Decision(WAIT, states.RECEIVED, WAITING_FOR_REQUEST)
     return Decision(PUSH, states.READY, "paid" if order.paid else "created (shop pushes on creation)")
 
 
@@ -133,4 +138,6 @@ def release(order: Order, recorded: Recorded, rules: Mapping[str, Any], has_prov
         return Decision(HOLD, None, "cannot release: the shipping address lacks " + ", ".join(blank or ["everything"]))
     if not has_provider:
         return Decision(HOLD, None, f"cannot release: {WAITING_FOR_PROVIDER} (save and test one first)")
+    if rules.get("fulfilment_mode") == "service":
+        return Decision(WAIT, states.RECEIVED, f"released; {WAITING_FOR_REQUEST}")
     return Decision(PUSH, states.READY, "hold released by the merchant")

@@ -13,7 +13,8 @@ from marshmallow import ValidationError
 
 from config import log_context
 from integrations import fulfilment, platforms
-from jobs import lifecycle, stock
+from jobs import fulfilment_service, lifecycle, stock
+from jobs.fulfilment_requests import enqueue_sync
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for, provider_for
 from jobs.runtime import Runtime, get_runtime
@@ -31,6 +32,7 @@ def process_event(event_id: int) -> str:
     runtime = get_runtime()
     follow_ups: list[FollowUp] = []
     after_commit: list[str] = []
+    fulfilment_order_ids: list[str] = []
     with transaction(runtime.sessions) as session:
         event = session.get(WebhookEvent, event_id, with_for_update=True)
         if event is None:
@@ -56,6 +58,8 @@ def process_event(event_id: int) -> str:
                 outcome = lifecycle.handle_event(runtime, session, shop, event)
             elif kind == "inventory":
                 outcome = stock.handle_catalogue_event(runtime, session, shop, event)
+            elif kind == "fulfilment_order":
+                outcome, fulfilment_order_ids = fulfilment_service.handle_event(session, shop, event)
             elif kind == "provider" and not has_provider(shop):
                 # No provider to read it with (none saved yet, or one this deployment lacks).
                 return _finish(event, "ignored", "the shop has no fulfilment provider")
@@ -71,11 +75,13 @@ def process_event(event_id: int) -> str:
         _finish(event, "processed", outcome)
     enqueue_follow_ups(runtime, follow_ups)
     _enqueue_after_commit(runtime, after_commit)
+    for fo_id in fulfilment_order_ids:  # fulfilment-service mode: each named FO is read again
+        enqueue_sync(runtime, shop.id, fo_id)
     return outcome
 
 
 def _kind(event: WebhookEvent) -> str:
-    """``order``, ``lifecycle``, ``inventory``, ``provider`` or ``ignored``, from source and topic."""
+    """``order``, ``lifecycle``, ``inventory``, ``fulfilment_order``, ``provider`` or ``ignored``."""
     if event.source in fulfilment.PROVIDERS:
         return "provider"
     if event.source in platforms.PLATFORMS:

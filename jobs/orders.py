@@ -27,6 +27,7 @@ from jobs.runtime import Runtime, get_runtime
 from store import audit
 from store import orders as order_store
 from store.db import transaction
+from store.fulfilment_orders import lines_for_push
 from store.merchant_view import held_reason
 from store.models import Order, Shop
 from store.shops import has_provider
@@ -198,7 +199,11 @@ def push_order(order_id: int) -> Retry | str:
         row.push_attempts += 1
         if row.state == states.READY:
             order_store.transition(row, states.PUSHING, f"sending to {shop.provider} as {reference}")
-        order_model = order_store.to_model(row)
+        # Fulfilment-service mode: only the lines of the FOs Shopify asked our location to fulfil.
+        order_model = lines_for_push(session, shop, row, order_store.to_model(row))
+        if order_model is None:
+            order_store.transition(row, states.RECEIVED, decisions.WAITING_FOR_REQUEST)
+            return decisions.WAITING_FOR_REQUEST
         provider = provider_for(runtime, shop)
 
     attempt: dict[str, object] = {"action": "create", "reference": reference}

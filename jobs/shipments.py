@@ -25,6 +25,7 @@ from integrations.fulfilment.reference import parse_reference
 from integrations.model import ProviderEvent
 from jobs import states
 from store import orders as order_store
+from store.fulfilment_orders import units_sent
 from store.models import Order, Shipment, Shop
 
 # How far each shipment status is along; a lower one never overwrites a higher one.
@@ -139,8 +140,8 @@ def shipping_state(order: Order) -> str | None:
     parcels hold every shippable unit, ``partially_shipped`` before that, ``delivered`` when,
     on top, the provider reports every one of them delivered.
     """
-    needed: Counter[str] = Counter()
-    for line in order.lines:
+    needed: Counter[str] = units_sent(order) or Counter()  # service mode: our fulfilment orders' units
+    for line in order.lines if not needed else ():
         if line.requires_shipping and line.quantity > 0:
             needed[line.sku] += line.quantity
     written = [s for s in order.shipments if s.status != "cancelled" and s.written_at is not None]

@@ -40,7 +40,7 @@ def install_shopify(session: Session, vault: Vault, domain: str, tokens: TokenSe
             domain=domain,
             provider=NEW_SHOP_PROVIDER,
             provider_options_enc=vault.seal({}),
-            settings=dict(DEFAULT_SETTINGS),
+            settings={**DEFAULT_SETTINGS, "fulfilment_mode": "service"},  # an app install: a fulfilment service
         )
         session.add(shop)
     was = shop.status if shop.id else "new"

@@ -36,6 +36,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "hold_tags": [],  # orders carrying one of these tags are held for the merchant
     "hold_high_risk": False,  # hold orders the platform marks as high fraud risk
     "required_address_fields": ["address1", "city", "country_code"],  # held when one is blank
+    # Shopify: order_webhooks (every paid order is pushed) | service (Relais is a fulfilment service:
+    # only fulfilment orders Shopify assigns to its location are pushed). OAuth installs get service.
+    "fulfilment_mode": "order_webhooks",
 }
 
 

@@ -58,6 +58,10 @@ def _endpoint() -> TokenEndpoint:
 def _after_install(shop_id: int) -> None:
     try:
         enqueue_once(runtime(), "maintenance", "jobs.lifecycle.after_install", shop_id, job_id=f"installed-{shop_id}")
+        # Fulfilment-service mode (the default of an app install): its service and location.
+        enqueue_once(
+            runtime(), "maintenance", "jobs.fulfilment_service.create_service", shop_id, job_id=f"fservice-{shop_id}"
+        )
     except Exception:  # the install stands; the subscription check can be run again later
         log.exception("shop %s installed but its subscription check was not enqueued", shop_id)
 

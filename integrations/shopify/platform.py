@@ -37,6 +37,8 @@ class ShopifyPlatform(Platform):
             return "lifecycle"
         if topic.startswith(("inventory_items/", "products/")):
             return "inventory"
+        if topic in webhooks.FULFILMENT_ORDER_TOPICS:
+            return "fulfilment_order"
         return "ignored"
 
     def parse_order_event(self, topic: str, body: bytes) -> OrderEvent:

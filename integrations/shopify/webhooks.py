@@ -16,9 +16,23 @@ ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "ord
 LIFECYCLE_TOPICS = frozenset(
     {"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact", "app/scopes_update"}
 )
+# Fulfilment-service mode: each names fulfilment orders to read again (jobs.fulfilment_requests).
+FULFILMENT_ORDER_TOPICS = frozenset(
+    {
+        "fulfillment_orders/fulfillment_request_submitted",
+        "fulfillment_orders/cancellation_request_submitted",
+        "fulfillment_orders/placed_on_hold",
+        "fulfillment_orders/hold_released",
+        "fulfillment_orders/moved",
+        "fulfillment_orders/split",
+        "fulfillment_orders/merged",
+        "fulfillment_orders/cancelled",
+    }
+)
 ACCEPTED_TOPICS = (
     ORDER_TOPICS
     | LIFECYCLE_TOPICS
+    | FULFILMENT_ORDER_TOPICS
     | frozenset(
         {
             "fulfillment_orders/order_routing_complete",

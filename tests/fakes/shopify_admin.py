@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.fakes.shopify_fulfilment import FakeOrder, FakeState
+from tests.fakes.shopify_fulfilment_orders import FakeServices
 from tests.fakes.shopify_inventory import FakeInventory
 from tests.fakes.shopify_oauth import FakeOAuth
 from tests.fakes.shopify_orders import FakeOrderList
@@ -52,6 +53,7 @@ class FakeShopifyAdmin:
         self.state = FakeState()
         self.oauth = FakeOAuth()  # install side: authorize, token endpoint, webhook subscriptions
         self.inventory = FakeInventory()  # items, levels per location, inventorySetQuantities
+        self.services = FakeServices(self.state)  # fulfilment services, the request handshake
         self.maximum = maximum
         self.restore_rate = restore_rate
         self._available = maximum
@@ -171,7 +173,13 @@ class FakeShopifyAdmin:
             result = execute(
                 schema,
                 document,
-                {**self.state.root(), **self.oauth.root(shop), **self.inventory.root(), **self.orders.root()},
+                {
+                    **self.state.root(),
+                    **self.oauth.root(shop),
+                    **self.inventory.root(),
+                    **self.orders.root(),
+                    **self.services.root(),
+                },
                 variable_values=variables,
                 operation_name=operation_name,
             )

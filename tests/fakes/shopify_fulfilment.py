@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 QUANTITY_ERROR = "Invalid fulfillment order line item quantity requested."
+ACCEPTED = ("ACCEPTED", "CANCELLATION_REJECTED")  # a service may fulfil its FO only after accepting it
 
 
 @dataclass
@@ -41,6 +42,8 @@ class FakeFO:
     location_id: str
     status: str = "OPEN"
     lines: list[FakeFOLine] = field(default_factory=list)
+    request_status: str = "UNSUBMITTED"  # fulfilment-service locations: the request handshake
+    order_name: str = ""
 
 
 @dataclass
@@ -96,6 +99,7 @@ class FakeState:
         self.fos: dict[str, FakeFO] = {}
         self.fulfilments: dict[str, FakeFulfilment] = {}
         self._numbers = itertools.count(5_000_000_001)
+        self.service_locations: set[str] = set()  # locations of fulfilment services (shopify_fulfilment_orders)
 
     def _gid(self, kind: str) -> str:
         return f"gid://shopify/{kind}/{next(self._numbers)}"
@@ -109,7 +113,7 @@ class FakeState:
             items.append(item)
             fo = by_location.get(location)
             if fo is None:
-                fo = by_location[location] = FakeFO(self._gid("FulfillmentOrder"), order_gid, location)
+                fo = by_location[location] = FakeFO(self._gid("FulfillmentOrder"), order_gid, location, order_name=name)
                 self.fos[fo.id] = fo
             fo.lines.append(FakeFOLine(self._gid("FulfillmentOrderLineItem"), item, quantity, quantity))
         order = FakeOrder(order_gid, name, items, list(by_location.values()))
@@ -160,7 +164,9 @@ class FakeState:
         return {
             "id": fo.id,
             "orderId": fo.order_id,
+            "orderName": fo.order_name,
             "status": fo.status,
+            "requestStatus": fo.request_status,
             "assignedLocation": {"location": {"id": fo.location_id}, "name": "Warehouse", "countryCode": "FR"},
             "lineItems": lambda _i, **a: _page(lines, **a),
         }
@@ -184,6 +190,8 @@ class FakeState:
         for fo, group in zip(chosen, groups, strict=True):
             if fo.status not in ("OPEN", "IN_PROGRESS"):
                 return _user_error(f"Fulfillment order {fo.id} has an unfulfillable status= {fo.status.lower()}.")
+            if fo.location_id in self.service_locations and fo.request_status not in ACCEPTED:
+                return _user_error(f"Fulfillment order {fo.id} has no accepted fulfillment request.")
             wanted = group.get("fulfillmentOrderLineItems")
             if wanted is None:
                 plan.update({li.id: li.remaining for li in fo.lines if li.remaining})
