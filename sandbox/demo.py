@@ -101,7 +101,8 @@ def demo_order(order_id: int, customer: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--orders", "count", default=3, show_default=True)
 @click.option("--timeout", default=90, show_default=True, help="Seconds to watch before giving up.")
 @click.option("--platform", default="shopify", type=click.Choice(["shopify", "woocommerce"]), show_default=True)
-def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
+@click.option("--fulfilment-service", is_flag=True, help="Shopify as a fulfilment service: requests, a cancellation.")
+def demo(url: str | None, count: int, timeout: int, platform: str, fulfilment_service: bool) -> None:
     """Send signed sample orders to the running service and print each order's journey."""
     runtime = current_app.extensions["relais"]
     settings = runtime.settings
@@ -116,6 +117,11 @@ def demo(url: str | None, count: int, timeout: int, platform: str) -> None:
         from sandbox import demo_woocommerce
 
         demo_woocommerce.run(runtime, base, count, timeout)
+        return
+    if fulfilment_service:
+        from sandbox import demo_fulfilment_service
+
+        demo_fulfilment_service.run(runtime, base, count, timeout)
         return
     with transaction(runtime.sessions) as session:
         shop = session.execute(

@@ -28,6 +28,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
 from integrations.shopify.auth import valid_shop
+from sandbox import shop_fulfilment_service as service
 from store.models import Order, OrderLine, Shop
 from web import runtime
 
@@ -62,6 +63,7 @@ def _order_view(shop: str, order_gid: str) -> dict[str, Any] | None:
         lines = [
             (line.id, line.platform_line_id, line.sku, line.quantity) for line in row.lines if line.requires_shipping
         ]
+        name = row.name
     fulfilments = _fulfilments(shop, order_id)
     done: dict[str, int] = {}
     for f in fulfilments:
@@ -78,16 +80,19 @@ def _order_view(shop: str, order_gid: str) -> dict[str, Any] | None:
     ]
     open_ = any(n["remainingQuantity"] > 0 for n in nodes)
     page = {"hasNextPage": False, "endCursor": None}
+    redis = runtime().redis
+    status = "CANCELLED" if service.cancelled(redis, shop, order_id) else "OPEN" if open_ else "CLOSED"
     return {
         "id": order_gid,
+        "name": name,
         "fulfillments": [{k: f[k] for k in ("id", "status", "trackingInfo")} for f in fulfilments],
         "fulfillmentOrders": {
             "pageInfo": page,
             "nodes": [
                 {
                     "id": f"gid://shopify/FulfillmentOrder/{order_id}",
-                    "status": "OPEN" if open_ else "CLOSED",
-                    "assignedLocation": {"location": {"id": SANDBOX_LOCATION}},
+                    "status": status,
+                    "assignedLocation": {"location": {"id": service.location_of(redis, shop, SANDBOX_LOCATION)}},
                     "lineItems": {"pageInfo": page, "nodes": nodes},
                 }
             ],
@@ -251,7 +256,8 @@ def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
     variables = body.get("variables") or {}
     name = match.group(1) if match else ""
     if name == "RelaisOrderFulfilmentState":
-        data: dict[str, Any] = {"order": _order_view(shop, variables["id"])}
+        view = _order_view(shop, variables["id"])
+        data: dict[str, Any] = {"order": view and {k: v for k, v in view.items() if k != "name"}}
     elif name == "RelaisFulfilmentCreate":
         data = {"fulfillmentCreate": _create(shop, variables["fulfillment"])}
     elif name == "RelaisTrackingUpdate":
@@ -262,6 +268,8 @@ def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
         data = {"nodes": _stock_levels(shop, variables.get("ids") or [])}
     elif name == "RelaisSetStock":
         data = {"inventorySetQuantities": _set_stock(shop, variables["input"])}
+    elif name in service.OPERATIONS:  # fulfilment-service mode (sandbox/shop_fulfilment_service.py)
+        data = service.answer(runtime().redis, shop, name, variables, _order_view)
     else:
         message = f"the sandbox shop does not answer {name or 'this document'}"
         return jsonify(errors=[{"message": message, "extensions": {"code": "UNSUPPORTED"}}]), 200
