@@ -50,6 +50,11 @@ def save_settings(runtime: Runtime, shop_id: int, changes: Mapping[str, Any], ac
         shop.settings = {**before, **changes}
         changed = sorted(k for k in changes if before.get(k) != changes[k])
         audit.record(session, shop, "settings", "settings saved", {"changed": changed}, actor)
+        service_needed = "fulfilment_mode" in changed and shop.settings["fulfilment_mode"] == "service"
+    if service_needed:  # Shopify fulfilment-service mode: its service and location, made by a job
+        from jobs.fulfilment_service import enqueue_setup
+
+        enqueue_setup(runtime, shop_id)
     return ActionResult(True, "Settings saved" if changed else "Nothing changed")
 
 

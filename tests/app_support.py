@@ -65,13 +65,17 @@ def install(
     shop: str = SHOP,
     provider_token: str = "sandbox-app-test",  # noqa: S107 - the sandbox account of the tests
     provider: str = "sandbox",
+    fulfilment_mode: str = "order_webhooks",
 ) -> int:
     """A shop installed with a real expiring token pair from the fake, then given ``provider``
-    (the sandbox unless told; "" keeps the install's own state: no provider)."""
+    (the sandbox unless told; "" keeps the install's own state: no provider). An app install
+    makes a fulfilment-service shop; these tests use the order-webhook pipeline unless told
+    (``fulfilment_mode="service"``; that mode has its own tests: test_fulfilment_service*)."""
     answer = fake.oauth._issue(shop, "test", expiring=True)
     tokens = TokenSet.from_answer(answer, time.time())
     with transaction(runtime.sessions) as session:
         row = install_shopify(session, runtime.vault, shop, tokens, "test")
+        row.settings = {**row.settings, "fulfilment_mode": fulfilment_mode}
         if provider:
             row.provider = provider
             row.provider_options_enc = runtime.vault.seal({"token": provider_token})

@@ -60,6 +60,11 @@ def parse_settings(form: Mapping[str, str], checked: set[str]) -> Parsed:
         out.values["push_on"] = push_on
     else:
         out.errors["push_on"] = "paid or created"
+    mode = form.get("fulfilment_mode")  # Shopify only: absent from other platforms' forms
+    if mode in ("service", "order_webhooks"):
+        out.values["fulfilment_mode"] = mode
+    elif mode is not None:
+        out.errors["fulfilment_mode"] = "service or order_webhooks"
     out.values["notify_customer"] = "notify_customer" in checked
     out.values["hold_high_risk"] = "hold_high_risk" in checked
     location = (form.get("location_id") or "").strip()
