@@ -98,6 +98,8 @@ def run(runtime, base: str, count: int, timeout: int) -> None:  # type: ignore[n
         status = _post(runtime, base, "fulfillment_orders/cancellation_request_submitted", {"fulfillment_order": fo})
         click.echo(f"merchant requested cancellation of {fo['id']} → HTTP {status}")
     _watch(runtime, shop_id, ids, timeout)
+    while stand_in.request_status(runtime.redis, DEMO_SHOP, last).endswith("REQUESTED") and time.monotonic() < deadline:
+        time.sleep(0.2)  # the cancellation is answered after the 3PL's reply (the order may have shipped first)
     for order_id in ids:
         answered = stand_in.request_status(runtime.redis, DEMO_SHOP, order_id)
         click.echo(f"  fulfilment order {stand_in.fo_id(order_id)}: {answered}")
