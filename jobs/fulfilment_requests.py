@@ -38,6 +38,14 @@ from store.sync_models import tell_merchant
 
 log = logging.getLogger(__name__)
 
+# Shopify's request status once answered → our FO row's state.
+SETTLED = {
+    "ACCEPTED": "accepted",
+    "REJECTED": "rejected",
+    "CANCELLATION_ACCEPTED": "cancelled",
+    "CANCELLATION_REJECTED": "cancellation_rejected",
+    "CLOSED": "closed",
+}
 ACCEPTED_STATES = frozenset({states.PUSHED, states.PARTIALLY_SHIPPED, states.SHIPPED, states.DELIVERED})
 
 
@@ -77,8 +85,8 @@ def sync_fulfilment_order(shop_id: int, fo_id: str) -> Retry | str:
     except (AuthError, InvalidRequestError) as exc:
         log.warning("shop %s: fulfilment order %s: %s", shop_id, fo_id, exc)
         return f"Shopify refused: {exc}"
-    with transaction(runtime.sessions) as session:
-        record(session, shop_id, fo, keep_lines=True)
+    with transaction(runtime.sessions) as session:  # e.g. our answer got through but its reply was lost
+        record(session, shop_id, fo, SETTLED.get(fo.request_status), keep_lines=True)
     return f"nothing to answer ({fo.status}, {fo.request_status})"
 
 

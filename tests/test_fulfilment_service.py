@@ -320,3 +320,44 @@ def test_shop_add_keeps_order_webhooks_mode_unless_told_otherwise(live, shopify)
     assert shopify.services.services == []
     with runtime.sessions() as session:
         assert session.scalars(select(Shop)).one().settings["fulfilment_mode"] == "order_webhooks"
+
+
+def test_a_released_hold_lets_the_waiting_request_through(service, shopify, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    _, _, our_fo = two_location_order(server, runtime, shopify)
+    with shopify._lock:
+        shopify.services.request_fulfilment(our_fo.id)
+        shopify.services.hold(our_fo.id)
+    deliver(server, {"fulfillment_order": {"id": our_fo.id}}, "fulfillment_orders/placed_on_hold")
+    drain(runtime)
+    with shopify._lock:
+        our_fo.status = "OPEN"  # the merchant releases the hold
+    deliver(server, {"fulfillment_order": {"id": our_fo.id}}, "fulfillment_orders/hold_released")
+    drain(runtime)
+    assert len(shipbob.state.orders) == 1 and our_fo.request_status == "ACCEPTED"
+
+
+def test_a_fulfilment_order_moved_away_after_the_push_is_cancelled_at_the_provider(service, shopify, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    _, _, our_fo = two_location_order(server, runtime, shopify)
+    request_fulfilment(server, shopify, our_fo.id)
+    drain(runtime)
+    with shopify._lock:
+        shopify.services.move(our_fo.id, OWN)
+    payload = {"original_fulfillment_order": {"id": our_fo.id}, "moved_fulfillment_order": {"id": our_fo.id}}
+    deliver(server, payload, "fulfillment_orders/moved")
+    drain(runtime)
+    [sent] = shipbob.state.orders.values()
+    assert sent["status"] == "Cancelled"
+    assert order_row(runtime).state == states.CANCELLED
+    assert "fulfilment order moved to another location" in timeline(runtime)
+
+
+def test_the_callback_refuses_an_unknown_kind_and_an_unknown_shop_and_stores_nothing(service) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    assert notification(server, "SOMETHING_ELSE").status_code == 400
+    body = json.dumps({"kind": "FULFILLMENT_REQUEST"}).encode()
+    headers = {"X-Shopify-Shop-Domain": "nobody.myshopify.com", "X-Shopify-Hmac-Sha256": sign(SHOPIFY_SECRET, body)}
+    url = f"{server.url}/shopify/fulfilment-service/fulfillment_order_notification"
+    assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 404
+    assert not any(len(runtime.queue(name)) for name in runtime.queue_names)
