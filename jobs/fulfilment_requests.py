@@ -31,7 +31,7 @@ from jobs.queues import enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
 from store import orders as order_store
 from store.db import transaction
-from store.fulfilment_orders import ORDER_WEBHOOKS_MODE, fo_row, in_service_mode, record, service_of
+from store.fulfilment_orders import ORDER_WEBHOOKS_MODE, SENT_STATES, fo_row, in_service_mode, record, service_of
 from store.models import Order, Shop
 from store.shops import has_provider
 from store.sync_models import tell_merchant
@@ -98,6 +98,7 @@ def _fulfilment_request(runtime: Runtime, shop_id: int, client, fo: fos.Fulfilme
     with transaction(runtime.sessions) as session:
         earlier = fo_row(session, shop_id, fo.id)
         asked_again = earlier is not None and earlier.state == "rejected"
+        unsent = earlier is None or earlier.state not in SENT_STATES
         row = record(session, shop_id, fo, "requested")
         order = _order_of(session, shop_id, fo)
         if order is None:  # the order's webhook has not come yet (Shopify does not order topics)
@@ -105,6 +106,9 @@ def _fulfilment_request(runtime: Runtime, shop_id: int, client, fo: fos.Fulfilme
             return retry if retry is not None else "order not received yet; the poll asks again"
         row.order_id = order.id
         order_id, label = order.id, fo.order_name or fo.legacy_order_id
+        late = unsent and order.state in states.AT_PROVIDER | states.FULLY_SHIPPED
+        if late:  # a further FO of an order already sent: its lines are not at the provider
+            row.state, reference = "rejected", order.provider_reference
         if asked_again and order.state == states.FAILED:
             order_store.transition(order, states.RECEIVED, f"Shopify requested fulfilment of {label} again")
         if order.state in (states.RECEIVED, states.HELD):
@@ -118,6 +122,10 @@ def _fulfilment_request(runtime: Runtime, shop_id: int, client, fo: fos.Fulfilme
             order_store.transition(
                 order, states.READY, f"Shopify requested fulfilment of {label}: {count} unit(s) at our location"
             )
+    if late:
+        why = f"the order already went to the warehouse as {reference}; these lines were not sent with it"
+        fos.reject_request(client, fo.id, "OTHER", why)
+        return _answered(runtime, shop_id, fo, "rejected", f"fulfilment request rejected: {why}")
     outcome = push_order(order_id)
     if isinstance(outcome, Retry):
         return outcome

@@ -22,6 +22,7 @@ from store.sync_models import ShopSync
 from tests.conftest import SHOPIFY_SECRET, drain
 from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
 from tests.fakes.shopify_admin import FakeShopifyAdmin
+from tests.fakes.shopify_fulfilment import FakeFO
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
 
 SHOP = "fservice.myshopify.com"
@@ -361,3 +362,30 @@ def test_the_callback_refuses_an_unknown_kind_and_an_unknown_shop_and_stores_not
     url = f"{server.url}/shopify/fulfilment-service/fulfillment_order_notification"
     assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 404
     assert not any(len(runtime.queue(name)) for name in runtime.queue_names)
+
+
+def test_a_second_fulfilment_order_of_an_order_already_sent_is_rejected_not_accepted_unsent(
+    service, shopify, shipbob
+) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    location = our_location(runtime)
+    order = shopify.add_order(ORDER_ID, [("IPOD2008GREEN", 2, location), ("IPOD2008RED", 1, location)])
+    [first] = order.fulfillment_orders
+    with shopify._lock:  # Shopify split the FO: the red line is on a second FO at our location
+        second = FakeFO("gid://shopify/FulfillmentOrder/99", order.id, location, lines=[first.lines.pop()])
+        shopify.state.fos[second.id] = second
+        order.fulfillment_orders.append(second)
+    payload = paid_order(ORDER_ID)
+    payload["line_items"] = [
+        {"id": int(li.legacy_id), "sku": li.sku, "name": li.sku, "quantity": li.quantity, "requires_shipping": True}
+        for li in order.line_items
+    ]
+    deliver(server, payload, "orders/paid")
+    request_fulfilment(server, shopify, first.id)
+    drain(runtime)
+    request_fulfilment(server, shopify, second.id)
+    drain(runtime)
+    [sent] = shipbob.state.orders.values()
+    assert [(p["reference_id"], p["quantity"]) for p in sent["products"]] == [("IPOD2008GREEN", 2)]
+    assert (first.request_status, second.request_status) == ("ACCEPTED", "REJECTED")
+    assert "these lines were not sent" in shopify.services.answers[-1]["message"]
