@@ -8,6 +8,7 @@ ships from their own location never reaches the provider.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -73,13 +74,7 @@ def lines_for_push(session: Session, shop: Shop, order: Order, order_model: mode
         .order_by(FulfilmentOrderRow.id)
     ).all()
     by_id = {line.platform_line_id.rsplit("/", 1)[-1]: line for line in order_model.lines}
-    wanted: dict[str, int] = {}
-    skus: dict[str, str] = {}
-    for row in rows:
-        for line in row.lines or []:
-            key = str(line["line_item_id"]).rsplit("/", 1)[-1]
-            wanted[key] = wanted.get(key, 0) + int(line["quantity"])
-            skus[key] = line.get("sku") or ""
+    wanted, skus = _units_by_line(rows)
     if not wanted:
         return None
     lines = []
@@ -104,7 +99,21 @@ def units_sent(order: Order) -> Counter[str]:
             FulfilmentOrderRow.order_id == order.id, FulfilmentOrderRow.state.in_(SENT_STATES)
         )
     ).all()
+    by_line, skus = _units_by_line(rows)
+    for key, quantity in by_line.items():
+        units[skus[key]] += quantity
+    return units
+
+
+def _units_by_line(rows: Sequence[FulfilmentOrderRow]) -> tuple[dict[str, int], dict[str, str]]:
+    """Order line id → units, and → SKU, over the FO rows. The largest count of a line wins, not
+    the sum: an FO Shopify split off an accepted one repeats units its origin's row already holds
+    (a line is never sent twice: a further request of an order already sent is refused)."""
+    wanted: dict[str, int] = {}
+    skus: dict[str, str] = {}
     for row in rows:
         for line in row.lines or []:
-            units[line.get("sku") or ""] += int(line["quantity"])
-    return units
+            key = str(line["line_item_id"]).rsplit("/", 1)[-1]
+            wanted[key] = max(wanted.get(key, 0), int(line["quantity"]))
+            skus[key] = line.get("sku") or ""
+    return wanted, skus

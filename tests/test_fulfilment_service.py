@@ -22,7 +22,7 @@ from store.sync_models import ShopSync
 from tests.conftest import SHOPIFY_SECRET, drain
 from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
 from tests.fakes.shopify_admin import FakeShopifyAdmin
-from tests.fakes.shopify_fulfilment import FakeFO
+from tests.fakes.shopify_fulfilment import FakeFO, FakeFOLine
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
 
 SHOP = "fservice.myshopify.com"
@@ -389,3 +389,31 @@ def test_a_second_fulfilment_order_of_an_order_already_sent_is_rejected_not_acce
     assert [(p["reference_id"], p["quantity"]) for p in sent["products"]] == [("IPOD2008GREEN", 2)]
     assert (first.request_status, second.request_status) == ("ACCEPTED", "REJECTED")
     assert "these lines were not sent" in shopify.services.answers[-1]["message"]
+
+
+def test_a_split_of_an_accepted_fulfilment_order_is_followed_and_the_order_still_ships_in_full(
+    service, shopify, shipbob
+) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    order, _, our_fo = two_location_order(server, runtime, shopify)
+    request_fulfilment(server, shopify, our_fo.id)
+    drain(runtime)
+    with shopify._lock:  # Shopify splits one of the two units off onto a new, accepted FO
+        [line] = our_fo.lines
+        line.total, line.remaining = 1, 1
+        split_line = FakeFOLine("gid://shopify/FulfillmentOrderLineItem/98", line.line_item, 1, 1)
+        split = FakeFO("gid://shopify/FulfillmentOrder/98", order.id, our_fo.location_id, "IN_PROGRESS", [split_line])
+        split.request_status = "ACCEPTED"
+        shopify.state.fos[split.id] = split
+        order.fulfillment_orders.append(split)
+    payload = {"fulfillment_order": {"id": our_fo.id}, "remaining_fulfillment_order": {"id": split.id}}
+    deliver(server, payload, "fulfillment_orders/split")
+    drain(runtime)
+    [sent] = shipbob.state.orders.values()
+    [parcel] = shipbob.ship(sent["id"])
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert shipbob.send_webhook("order.shipped", url, parcel["id"], SECRET, webhook_id="msg_split").status_code == 200
+    drain(runtime)
+    [fulfilment] = order.fulfillments
+    assert sorted(fulfilment.lines.values()) == [1, 1]  # one unit from each of our two FOs
+    assert order_row(runtime).state == states.SHIPPED
