@@ -20,9 +20,11 @@ from __future__ import annotations
 import logging
 
 from rq import Retry
+from sqlalchemy.orm import Session
 
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
 from integrations.shopify import fulfilment_orders as fos
+from integrations.shopify.admin import AdminClient
 from jobs import decide as decisions
 from jobs import states
 from jobs.orders import FollowUp, cancel_order, enqueue_follow_ups, push_order
@@ -90,11 +92,11 @@ def sync_fulfilment_order(shop_id: int, fo_id: str) -> Retry | str:
     return f"nothing to answer ({fo.status}, {fo.request_status})"
 
 
-def _order_of(session, shop_id: int, fo: fos.FulfilmentOrder) -> Order | None:  # type: ignore[no-untyped-def]
+def _order_of(session: Session, shop_id: int, fo: fos.FulfilmentOrder) -> Order | None:
     return order_store.find(session, shop_id, fo.legacy_order_id, lock=True)
 
 
-def _fulfilment_request(runtime: Runtime, shop_id: int, client, fo: fos.FulfilmentOrder) -> Retry | str:  # type: ignore[no-untyped-def]
+def _fulfilment_request(runtime: Runtime, shop_id: int, client: AdminClient, fo: fos.FulfilmentOrder) -> Retry | str:
     with transaction(runtime.sessions) as session:
         earlier = fo_row(session, shop_id, fo.id)
         asked_again = earlier is not None and earlier.state == "rejected"
@@ -161,7 +163,7 @@ def _answered(runtime: Runtime, shop_id: int, fo: fos.FulfilmentOrder, fo_state:
     return fo_state
 
 
-def _cancellation_request(runtime: Runtime, shop_id: int, client, fo: fos.FulfilmentOrder) -> Retry | str:  # type: ignore[no-untyped-def]
+def _cancellation_request(runtime: Runtime, shop_id: int, client: AdminClient, fo: fos.FulfilmentOrder) -> Retry | str:
     with transaction(runtime.sessions) as session:
         record(session, shop_id, fo, "cancellation_requested", keep_lines=True)
         order = _order_of(session, shop_id, fo)
