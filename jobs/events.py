@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 
 from config import log_context
 from integrations import fulfilment, platforms
-from jobs import lifecycle, stock
+from jobs import fraud, lifecycle, stock
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for, provider_for
 from jobs.runtime import Runtime, get_runtime
@@ -54,6 +54,8 @@ def process_event(event_id: int) -> str:
                 outcome = "applied" + (f", {follow_ups[-1].kind} queued" if follow_ups else "")
             elif kind == "lifecycle":
                 outcome = lifecycle.handle_event(runtime, session, shop, event)
+            elif kind == "risk":
+                outcome = fraud.handle_event(runtime, session, shop, event)
             elif kind == "inventory":
                 outcome = stock.handle_catalogue_event(runtime, session, shop, event)
             elif kind == "provider" and not has_provider(shop):
@@ -75,7 +77,7 @@ def process_event(event_id: int) -> str:
 
 
 def _kind(event: WebhookEvent) -> str:
-    """``order``, ``lifecycle``, ``inventory``, ``provider`` or ``ignored``, from source and topic."""
+    """``order``, ``lifecycle``, ``inventory``, ``risk``, ``provider`` or ``ignored``, from source and topic."""
     if event.source in fulfilment.PROVIDERS:
         return "provider"
     if event.source in platforms.PLATFORMS:

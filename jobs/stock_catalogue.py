@@ -83,7 +83,10 @@ def handle_event(runtime: Runtime, session: Session, shop: Shop, event: WebhookE
     if not affected:
         return f"SKU map: {forgotten} item(s) removed"
     if not location:
-        return "SKU map not refreshed: the shop has no location_id setting"
+        # No setting (a one-location shop): the map was read where the last sync wrote.
+        location = session.scalar(select(SkuMapEntry.location_id).where(SkuMapEntry.shop_id == shop.id).limit(1)) or ""
+    if not location:
+        return "SKU map not refreshed: the shop has no stock location yet"
     listed = look_up(session, shop.id, platform, location, affected, change.item_ids)
     log.info("shop %s: SKU map refreshed for %d SKU(s) after %s", shop.id, len(affected), event.topic)
     return f"SKU map: {len(affected)} SKU(s) looked up, {listed} item(s) listed, {forgotten} removed"

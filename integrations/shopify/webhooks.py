@@ -16,6 +16,8 @@ ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "ord
 LIFECYCLE_TOPICS = frozenset(
     {"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact", "app/scopes_update"}
 )
+#: A new fraud risk assessment of an order (Shopify's or an app's): releases an order waiting for it.
+RISK_TOPIC = "orders/risk_assessment_changed"
 ACCEPTED_TOPICS = (
     ORDER_TOPICS
     | LIFECYCLE_TOPICS
@@ -26,6 +28,7 @@ ACCEPTED_TOPICS = (
             "inventory_items/update",
             "inventory_items/delete",
             "products/update",
+            RISK_TOPIC,
         }
     )
 )

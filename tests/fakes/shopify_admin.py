@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from tests.fakes.shopify_fulfilment import FakeOrder, FakeState
 from tests.fakes.shopify_inventory import FakeInventory
+from tests.fakes.shopify_locations import FakeLocations
 from tests.fakes.shopify_oauth import FakeOAuth
 from tests.fakes.shopify_orders import FakeOrderList
 from tests.fakes.shopify_schema import MAX_QUERY_COST, admin_schema, requested_cost
@@ -52,6 +53,7 @@ class FakeShopifyAdmin:
         self.state = FakeState()
         self.oauth = FakeOAuth()  # install side: authorize, token endpoint, webhook subscriptions
         self.inventory = FakeInventory()  # items, levels per location, inventorySetQuantities
+        self.places = FakeLocations()  # the shop's locations, and each order's risk assessments
         self.maximum = maximum
         self.restore_rate = restore_rate
         self._available = maximum
@@ -168,10 +170,12 @@ class FakeShopifyAdmin:
                 if isinstance(op, OperationDefinitionNode):
                     mutation = mutation or op.operation.value == "mutation"
                     self.operations.update(f.name.value for f in op.selection_set.selections)  # type: ignore[union-attr]
+            root = {**self.state.root(), **self.oauth.root(shop), **self.inventory.root(), **self.orders.root()}
+            root.update(self.places.root(root["order"]))
             result = execute(
                 schema,
                 document,
-                {**self.state.root(), **self.oauth.root(shop), **self.inventory.root(), **self.orders.root()},
+                root,
                 variable_values=variables,
                 operation_name=operation_name,
             )
