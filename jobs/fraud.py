@@ -161,7 +161,7 @@ def handle_event(runtime: Runtime, session: Session, shop: Shop, event: WebhookE
 
 def _this_round(row: Order) -> list:  # type: ignore[type-arg]
     """The timeline since the order last became ready: this push's screening notes."""
-    history = sorted(row.history, key=lambda t: (t.at, t.id or 0))
+    history = sorted(row.history, key=lambda t: t.id or 0)
     start = 0
     for index, t in enumerate(history):
         if t.to_state == states.READY and t.from_state != states.READY:
@@ -171,7 +171,7 @@ def _this_round(row: Order) -> list:  # type: ignore[type-arg]
 
 def _released_from_fraud_hold(row: Order) -> bool:
     """The merchant released this order from a fraud hold: their decision stands."""
-    history = sorted(row.history, key=lambda t: (t.at, t.id or 0))
+    history = sorted(row.history, key=lambda t: t.id or 0)
     held = [
         i for i, t in enumerate(history) if t.to_state == states.HELD and t.reason.startswith((HIGH_RISK, UNCHECKED))
     ]
