@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import or_, select
 
 from integrations.errors import ConfigError
@@ -14,6 +15,7 @@ from store.shops import DEFAULT_SETTINGS
 
 @click.command("locations")
 @click.argument("shop_ref", metavar="SHOP")
+@with_appcontext
 def locations_command(shop_ref: str) -> None:
     """List a shop's locations (id or domain) and its provider's fulfilment centres, with where
     each centre's stock goes; read live (never the page's cache)."""
