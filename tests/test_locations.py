@@ -201,3 +201,36 @@ def test_shop_locations_says_when_the_stock_sync_would_refuse(shop, fake) -> Non
 
     assert "SANDBOX-1  Sandbox warehouse  → (not mapped)" in result.output
     assert "stock sync: refuses: the shop has 2 locations" in result.output
+
+
+def test_a_woocommerce_store_is_not_offered_the_fraud_rule_and_lists_its_one_location(live) -> None:  # type: ignore[no-untyped-def]
+    from web.app_session import signed_link
+
+    server, runtime = live
+    with transaction(runtime.sessions) as session:
+        row = Shop(platform="woocommerce", domain="https://shop.example.org", provider="sandbox", settings={})
+        row.credentials_enc = runtime.vault.seal({})
+        row.provider_options_enc = runtime.vault.seal({"token": WAREHOUSE})
+        session.add(row)
+        session.flush()
+        shop_id = row.id
+    link = signed_link(runtime.settings, shop_id)
+    requests.get(link, timeout=10)
+    drain(runtime)
+
+    html = requests.get(link, timeout=10).text
+
+    assert 'id="fraud-not-offered"' in html and 'name="hold_high_risk"' not in html
+    assert '<option value="store"' in html and "Sandbox warehouse" in html
+
+
+def test_stock_sync_on_the_command_line_says_why_it_refuses(shop, fake) -> None:  # type: ignore[no-untyped-def]
+    _, runtime, shop_id = shop
+    fake.places.add_location(MAIN, "Main store")
+    fake.places.add_location(DEPOT, "Lyon depot")
+    warehouse(runtime, MUG=7)
+
+    result = create_app(runtime=runtime).test_cli_runner().invoke(args=["stock", "sync", str(shop_id)])
+
+    assert "the shop has 2 locations (Lyon depot" in result.output and "nothing written" in result.output
+    assert fake.operations["inventorySetQuantities"] == 0
