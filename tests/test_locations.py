@@ -206,7 +206,7 @@ def test_shop_locations_says_when_the_stock_sync_would_refuse(shop, fake) -> Non
 def test_a_woocommerce_store_is_not_offered_the_fraud_rule_and_lists_its_one_location(live) -> None:  # type: ignore[no-untyped-def]
     from web.app_session import signed_link
 
-    server, runtime = live
+    _server, runtime = live
     with transaction(runtime.sessions) as session:
         row = Shop(platform="woocommerce", domain="https://shop.example.org", provider="sandbox", settings={})
         row.credentials_enc = runtime.vault.seal({})
