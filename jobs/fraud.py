@@ -36,7 +36,7 @@ from jobs.queues import enqueue_once, job_is_live, next_retry
 from jobs.runtime import Runtime, get_runtime
 from store import orders as order_store
 from store.db import transaction
-from store.models import Order, Shop, WebhookEvent, utcnow
+from store.models import Order, OrderTransition, Shop, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def handle_event(runtime: Runtime, session: Session, shop: Shop, event: WebhookE
     return f"risk assessment noted ({level or 'no level'}); order is {row.state}"
 
 
-def _this_round(row: Order) -> list:  # type: ignore[type-arg]
+def _this_round(row: Order) -> list[OrderTransition]:
     """The timeline since the order last became ready: this push's screening notes."""
     history = sorted(row.history, key=lambda t: t.id or 0)
     start = 0

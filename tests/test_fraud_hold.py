@@ -222,3 +222,15 @@ def test_the_merchant_releasing_a_fraud_hold_sends_the_order_without_asking_agai
     assert result.ok
     assert fake.places.risk_reads == [ORDER_GID]
     assert len(provider_orders(server)) == 1
+
+
+def test_a_risk_that_cannot_be_read_holds_the_order_with_the_reason(live, fake) -> None:  # type: ignore[no-untyped-def]
+    server, runtime = service(live)  # the fake has no such order: Shopify answers order: null
+
+    deliver(server, "orders/paid", paid_order(ORDER_ID))
+    drain(runtime)
+
+    row = the_order(runtime)
+    assert row.state == states.HELD
+    assert held_reason(row) == f"fraud risk could not be checked: Shopify has no order {ORDER_ID}"
+    assert provider_orders(server) == []
