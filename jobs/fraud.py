@@ -47,6 +47,7 @@ UNCHECKED = "fraud risk could not be checked"
 WAITING = "waiting for the fraud risk assessment"
 ASSESSED = "fraud risk assessed"
 NOT_ASSESSED = "no fraud risk assessment"
+MERCHANT_RELEASES = ("hold released by the merchant", "released; waiting for payment")  # jobs.decide.release
 
 
 def screen(runtime: Runtime, order_id: int, *, force: bool = False) -> Retry | str | None:
@@ -170,12 +171,16 @@ def _this_round(row: Order) -> list[OrderTransition]:
 
 
 def _released_from_fraud_hold(row: Order) -> bool:
-    """The merchant released this order from a fraud hold: their decision stands."""
+    """The merchant released this order from a fraud hold: their decision stands. Only the
+    merchant's release counts (``jobs.decide.release``'s reasons): an order update re-deciding a
+    held order moves it to ready too, and is screened again."""
     history = sorted(row.history, key=lambda t: t.id or 0)
     held = [
         i for i, t in enumerate(history) if t.to_state == states.HELD and t.reason.startswith((HIGH_RISK, UNCHECKED))
     ]
-    return bool(held) and any(t.to_state == states.READY for t in history[held[-1] :])
+    return bool(held) and any(
+        t.from_state == states.HELD and t.reason.startswith(MERCHANT_RELEASES) for t in history[held[-1] :]
+    )
 
 
 def _recheck_id(row: Order) -> str:

@@ -234,3 +234,17 @@ def test_a_risk_that_cannot_be_read_holds_the_order_with_the_reason(live, fake) 
     assert row.state == states.HELD
     assert held_reason(row) == f"fraud risk could not be checked: Shopify has no order {ORDER_ID}"
     assert provider_orders(server) == []
+
+
+def test_an_order_update_does_not_release_a_fraud_hold(live, fake) -> None:  # type: ignore[no-untyped-def]
+    server, runtime = service(live)
+    fake.places.set_risk(ORDER_GID, "HIGH")
+    deliver(server, "orders/paid", paid_order(ORDER_ID))
+    drain(runtime)
+
+    deliver(server, "orders/updated", paid_order(ORDER_ID, minutes=5, note="gift wrap please"))
+    drain(runtime)
+
+    row = the_order(runtime)
+    assert row.state == states.HELD and held_reason(row).startswith("high fraud risk")
+    assert provider_orders(server) == []
