@@ -74,7 +74,7 @@ def test_a_one_location_shop_needs_no_location_setting_for_the_stock_sync(shop, 
 def test_a_shop_with_several_locations_and_no_choice_is_refused_with_their_names_and_nothing_written(
     shop, fake
 ) -> None:  # type: ignore[no-untyped-def]
-    _, runtime, shop_id = shop
+    server, runtime, shop_id = shop
     fake.places.add_location(MAIN, "Main store")
     fake.places.add_location(DEPOT, "Lyon depot")
     fake.places.add_location("gid://shopify/Location/64500000003", "Closed shop", active=False)
@@ -90,6 +90,8 @@ def test_a_shop_with_several_locations_and_no_choice_is_refused_with_their_names
     with runtime.sessions() as session:  # the merchant's notice: the page shows the last run's error
         recorded = session.scalars(select(StockSyncRun).where(StockSyncRun.shop_id == shop_id)).one()
         assert recorded.status == "failed" and "Lyon depot" in recorded.error
+    stock_card = re.search(r'id="stock-sync".*?</div>\s*</div>', page(server), re.S).group(0)  # type: ignore[union-attr]
+    assert "the shop has 2 locations (Lyon depot, Main store)" in stock_card and "nothing written" in stock_card
 
 
 def page(server, path: str = "/app") -> str:  # type: ignore[no-untyped-def]
@@ -234,3 +236,22 @@ def test_stock_sync_on_the_command_line_says_why_it_refuses(shop, fake) -> None:
 
     assert "the shop has 2 locations (Lyon depot" in result.output and "nothing written" in result.output
     assert fake.operations["inventorySetQuantities"] == 0
+
+
+def test_the_page_still_lists_the_shops_locations_when_the_provider_is_down(shop, fake) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _shop_id = shop
+    fake.places.add_location(MAIN, "Main store")
+    down = requests.post(
+        f"{server.url}/sandbox/api/faults",
+        json={"fail_next": 5, "status": 503},
+        headers={"Authorization": f"Bearer {WAREHOUSE}"},
+        timeout=10,
+    )
+    assert down.status_code == 200
+    page(server)
+    drain(runtime)
+
+    html = page(server)
+
+    assert 'id="centres-error"' in html and "Could not list the fulfilment centres" in html
+    assert '<option value="gid://shopify/Location/64500000001"' in html  # the shop's side is still offered
