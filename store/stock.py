@@ -109,7 +109,7 @@ def store_items(
     stale = delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id)
     if only_skus is not None:
         skus = set(only_skus) | {item.sku for item in items}
-        stale = stale.where((here & SkuMapEntry.sku.in_(skus)) | SkuMapEntry.item_id.in_(set(forget_items)))
+        stale = stale.where(here & (SkuMapEntry.sku.in_(skus) | SkuMapEntry.item_id.in_(set(forget_items))))
     else:
         stale = stale.where(here)
     session.execute(stale)

@@ -82,3 +82,46 @@ def test_centres_mapped_to_two_locations_add_up_at_each_and_the_map_is_not_read_
     assert (second.status, second.written, second.unchanged) == ("ok", 1, 1)
     assert shopify.inventory.available("MUG", DEPOT) == 6 and shopify.inventory.available("MUG", MAIN) == 8
     assert shopify.operations["inventoryItems"] == map_reads  # the map is kept per location
+
+
+def test_a_catalogue_delivery_keeps_the_item_writable_at_every_mapped_location(live, shipbob, shopify) -> None:  # type: ignore[no-untyped-def]
+    import requests
+
+    from tests.conftest import SHOPIFY_SECRET, drain
+    from tests.fakes.shopify_webhooks import body_of, headers_for
+
+    server, runtime = live
+    options = {
+        "token": shipbob.token,
+        "channel_id": str(shipbob.channel_id),
+        "webhook_secret": "whsec_" + "B" * 32,
+        "rate_limit": "1000",
+    }
+    with transaction(runtime.sessions) as session:
+        shop_id = upsert_shop(
+            session,
+            runtime.vault,
+            "shopify",
+            SHOP,
+            {"access_token": "shpat_mapped"},
+            "shipbob",
+            options,
+            {"stock_locations": {"1": MAIN, "3": DEPOT}},
+        ).id
+    item = shopify.inventory.add_item("MUG", MAIN, available=0)
+    item.levels[DEPOT] = {"available": 0, "committed": 0}
+    inventory_id = shipbob.state.add_product("MUG", levels={1: (5, 5), 3: (4, 4)})
+    assert run(runtime, shop_id).written == 2
+
+    body = body_of({"id": int(item.id.rsplit("/", 1)[1]), "sku": "MUG", "tracked": True})
+    headers = headers_for(SHOP, "inventory_items/update", body, SHOPIFY_SECRET)
+    assert requests.post(f"{server.url}/webhooks/shopify", data=body, headers=headers, timeout=10).status_code == 200
+    drain(runtime)
+    shipbob.state.stock[inventory_id] = {1: (7, 7), 3: (2, 2)}
+    reads = shopify.operations["inventoryItems"]
+
+    after = run(runtime, shop_id)
+
+    assert (after.written, after.skipped) == (2, 0), after.message
+    assert shopify.operations["inventoryItems"] == reads  # the delivery kept the map whole at both
+    assert shopify.inventory.available("MUG", MAIN) == 7 and shopify.inventory.available("MUG", DEPOT) == 2
