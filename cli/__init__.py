@@ -7,7 +7,9 @@ from flask import Flask
 
 def register_commands(app: Flask) -> None:
     from cli import orders, serve, shops
+    from cli.locations import locations_command
 
+    shops.shop.add_command(locations_command)
     app.cli.add_command(shops.shop)
     app.cli.add_command(orders.orders)
     app.cli.add_command(orders.events)

@@ -39,7 +39,7 @@ def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
 
 # A host name as a store address may carry it: dot-separated labels of letters, digits and hyphens.
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
-_INTEGER_SETTINGS = {"stock_interval_minutes": (1, 1440), "safety_buffer": (0, 100_000)}
+_INTEGER_SETTINGS = {"stock_interval_minutes": (1, 1440), "safety_buffer": (0, 100_000), "risk_wait_minutes": (1, 120)}
 
 
 def check_shopify_domain(domain: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from integrations.locations import RiskAssessment, ShopLocation
 from integrations.model import Order, Shipment
 from integrations.registry import Registry
 
@@ -184,6 +185,17 @@ class Platform(abc.ABC):
         to tell a polled order from a delivered one); an order it cannot map comes as
         ``UnreadableOrder``. Raises ``RetryableError``, ``AuthError``, ``InvalidRequestError``."""
         raise NotImplementedError(f"{self.name} reconciliation is not implemented yet")
+
+    def locations(self) -> list[ShopLocation]:
+        """The shop's active locations, for the merchant to map the provider's centres onto
+        (``jobs.locations``). Raises ``RetryableError``, ``AuthError``."""
+        raise NotImplementedError(f"{self.name} locations are not implemented yet")
+
+    def order_risk(self, platform_order_id: str) -> RiskAssessment | None:
+        """The platform's fraud risk of an order, read before pushing when the shop's
+        ``hold_high_risk`` rule is on; None when the platform assesses no risk (no call made).
+        Raises ``RetryableError``, ``AuthError``, ``NotFoundError``."""
+        return None
 
     def verify_access(self) -> str:
         """One live call with the stored credentials (after connecting); raises ``AuthError``."""

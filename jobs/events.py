@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 
 from config import log_context
 from integrations import fulfilment, platforms
-from jobs import fulfilment_service, lifecycle, stock
+from jobs import fraud, fulfilment_service, lifecycle, stock
 from jobs.fulfilment_requests import enqueue_sync
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for, provider_for
@@ -56,6 +56,8 @@ def process_event(event_id: int) -> str:
                 outcome = "applied" + (f", {follow_ups[-1].kind} queued" if follow_ups else "")
             elif kind == "lifecycle":
                 outcome = lifecycle.handle_event(runtime, session, shop, event)
+            elif kind == "risk":
+                outcome = fraud.handle_event(runtime, session, shop, event)
             elif kind == "inventory":
                 outcome = stock.handle_catalogue_event(runtime, session, shop, event)
             elif kind == "fulfilment_order":
@@ -81,7 +83,7 @@ def process_event(event_id: int) -> str:
 
 
 def _kind(event: WebhookEvent) -> str:
-    """``order``, ``lifecycle``, ``inventory``, ``fulfilment_order``, ``provider`` or ``ignored``."""
+    """``order``, ``lifecycle``, ``inventory``, ``fulfilment_order``, ``risk``, ``provider`` or ``ignored``."""
     if event.source in fulfilment.PROVIDERS:
         return "provider"
     if event.source in platforms.PLATFORMS:

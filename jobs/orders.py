@@ -20,7 +20,7 @@ from integrations.fulfilment.reference import make_reference
 from integrations.model import ProviderOrderRef
 from integrations.platforms import OrderEvent
 from jobs import decide as decisions
-from jobs import states
+from jobs import fraud, states
 from jobs.parties import provider_for
 from jobs.queues import attempts_so_far, enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
@@ -179,6 +179,9 @@ def _load(session: Session, order_id: int) -> tuple[Order, Shop, str]:
 def push_order(order_id: int) -> Retry | str:
     """Create the order at the shop's provider, once, under its deterministic reference."""
     runtime = get_runtime()
+    screened = fraud.screen(runtime, order_id)  # the shop's fraud rule, before anything is sent
+    if screened is not None:
+        return screened
     with transaction(runtime.sessions) as session:
         row, shop, reason = _load(session, order_id)
         if reason:

@@ -34,10 +34,11 @@ from integrations.errors import ConfigError, RelaisError, RetryableError
 from integrations.fulfilment.base import FulfilmentProvider
 from integrations.platforms import Platform, StockChange
 from jobs import stock_catalogue
+from jobs.locations import stock_target
 from jobs.parties import platform_for, provider_for
 from jobs.queues import enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
-from jobs.stock_compute import Buffers, PlannedChange, after_refusal, believed, plan
+from jobs.stock_compute import UNMAPPED, Buffers, PlannedChange, after_refusal, believed, plan
 from store import stock as stock_store
 from store.db import transaction
 from store.models import Shop, WebhookEvent, utcnow
@@ -170,14 +171,65 @@ def _sync(
     platform: Platform,
     provider: FulfilmentProvider,
 ) -> Outcome:
-    location = str(settings.get("location_id") or "")
-    if not location:
-        raise ConfigError("the shop has no location_id setting: the shop location the provider's stock belongs to")
+    # Where the stock goes is settled before anything is read or written: a shop with several
+    # locations and no choice is refused with their names (``jobs.locations``).
+    target = stock_target(settings, platform.locations)
     levels = list(provider.inventory())
     if not levels:
         # An empty list is far likelier an outage than an empty warehouse: zeroing the shop
         # would be worse than waiting for the next run.
         raise ConfigError("the provider reported no stock at all; nothing written")
+    total = _Totals()
+    for location in target.locations:
+        if target.mapping:
+            centres = {centre for centre, shop_location in target.mapping.items() if shop_location == location}
+            part, mapping = [lv for lv in levels if lv.location in centres], dict.fromkeys(centres, location)
+        else:
+            part, mapping = levels, {}
+        _sync_location(runtime, run_id, shop_id, settings, platform, part, mapping, location, total)
+    if target.mapping:
+        total.skipped.update(
+            {
+                lv.sku: UNMAPPED.format(location=lv.location)
+                for lv in levels
+                if lv.location not in target.mapping and lv.sku not in total.placed
+            }
+        )
+    with transaction(runtime.sessions) as session:
+        done = session.get(StockSyncRun, run_id)
+        done.status, done.finished_at, done.calls = "ok", utcnow(), total.calls
+        done.read = _read_record(levels, total.reserved, total.targets)
+        done.written = total.written
+        done.skipped = total.skipped
+    written = sum(len(v) for v in total.written.values())
+    return Outcome("ok", run_id, written, len(total.skipped), total.unchanged, total.calls)
+
+
+@dataclass
+class _Totals:
+    """One run's figures added up over the shop locations it writes to."""
+
+    written: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    targets: dict[str, dict[str, int]] = field(default_factory=dict)
+    reserved: dict[str, int] = field(default_factory=dict)
+    placed: set[str] = field(default_factory=set)  # SKUs some mapped centre reported
+    unchanged: int = 0
+    calls: int = 0
+
+
+def _sync_location(
+    runtime: Runtime,
+    run_id: int,
+    shop_id: int,
+    settings: dict[str, Any],
+    platform: Platform,
+    levels: list[Any],
+    mapping: dict[str, str],
+    location: str,
+    total: _Totals,
+) -> None:
+    """Map, plan and write one shop location's stock from the provider levels that count there."""
     with runtime.sessions() as session:
         last_map = as_utc(stock_store.last_map_refresh(session, shop_id))
         fresh = stock_catalogue.has_map(session, shop_id, location) and last_map and utcnow() - last_map < MAP_MAX_AGE
@@ -198,13 +250,12 @@ def _sync(
         reserved = stock_store.reserved_units(session, shop_id, orders_read_at - window)
         rows = stock_store.beliefs(session, shop_id, location)
         received = stock_store.received_since_beliefs(session, shop_id, location)
-        before = stock_store.written_before(session, shop_id)
+        before = [(loc, sku) for loc, sku in stock_store.written_before(session, shop_id) if loc == location]
     shown = {
         (location, sku): believed(row.quantity, received.get(sku, 0))
         for sku, row in rows.items()
         if row.quantity is not None
     }
-    mapping = {str(k): str(v) for k, v in (settings.get("stock_locations") or {}).items()}
     buffers = Buffers(int(settings.get("safety_buffer") or 0), dict(settings.get("sku_buffers") or {}))
     planned = plan(levels, mapping, location, reserved, buffers, catalogue, shown, before)
     result = _write(runtime, run_id, shop_id, platform, planned.changes)
@@ -216,13 +267,14 @@ def _sync(
     }
     with transaction(runtime.sessions) as session:
         stock_store.remember(session, shop_id, location, rolled, orders_read_at, written=False)
-        done = session.get(StockSyncRun, run_id)
-        done.status, done.finished_at, done.calls = "ok", utcnow(), result.calls
-        done.read = _read_record(levels, reserved, planned.targets)
-        done.written = result.by_location
-        done.skipped = {**planned.skipped, **result.skipped}
-    skipped = len(planned.skipped) + len(result.skipped)
-    return Outcome("ok", run_id, result.count(), skipped, planned.unchanged, result.calls)
+    for shop_location, written in result.by_location.items():
+        total.written.setdefault(shop_location, {}).update(written)
+    total.skipped.update({**planned.skipped, **result.skipped})
+    total.targets.update(planned.targets)
+    total.reserved.update(reserved)
+    total.placed.update(level.sku for level in levels)
+    total.unchanged += planned.unchanged
+    total.calls += result.calls
 
 
 def _write(

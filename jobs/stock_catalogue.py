@@ -82,8 +82,15 @@ def handle_event(runtime: Runtime, session: Session, shop: Shop, event: WebhookE
     affected = set(change.skus) | stock_store.skus_of_items(session, shop.id, change.item_ids)
     if not affected:
         return f"SKU map: {forgotten} item(s) removed"
-    if not location:
-        return "SKU map not refreshed: the shop has no location_id setting"
-    listed = look_up(session, shop.id, platform, location, affected, change.item_ids)
+    # The locations the shop's settings write to; without a setting (a one-location shop), those
+    # the map was read at.
+    mapped = {str(v) for v in ((shop.settings or {}).get("stock_locations") or {}).values()}
+    locations = sorted((mapped | {location}) - {""})
+    if not locations:
+        read_at = select(SkuMapEntry.location_id).where(SkuMapEntry.shop_id == shop.id).distinct()
+        locations = sorted(set(session.scalars(read_at)) - {""})
+    if not locations:
+        return "SKU map not refreshed: the shop has no stock location yet"
+    listed = sum(look_up(session, shop.id, platform, loc, affected, change.item_ids) for loc in locations)
     log.info("shop %s: SKU map refreshed for %d SKU(s) after %s", shop.id, len(affected), event.topic)
     return f"SKU map: {len(affected)} SKU(s) looked up, {listed} item(s) listed, {forgotten} removed"

@@ -30,6 +30,7 @@ Endpoints (under ``/sandbox``, JSON in and out):
   reason}]}``.
 - ``GET /api/inventory`` — ``{"items": [{sku, location: "SANDBOX-1", on_hand, committed,
   fulfillable}]}``, fulfillable = on_hand − committed (never below 0).
+- ``GET /api/locations`` — ``{"locations": [{id: "SANDBOX-1", name}]}``: its one warehouse.
 - ``PUT /api/inventory/<sku>`` — ``{"on_hand": n}`` sets the stock (demo and tests).
 - ``POST /api/faults`` — ``{"fail_next": n, "status": 429|500|502|503|422|401|403,
   "retry_after": s}``: the account's next n calls (other than this one) answer that status
@@ -68,6 +69,7 @@ from store.models import utcnow
 blueprint = Blueprint("sandbox", __name__)
 
 LOCATION = "SANDBOX-1"
+LOCATION_NAME = "Sandbox warehouse"
 
 
 def _runtime() -> Runtime:
@@ -250,6 +252,11 @@ def inventory() -> Response:
             select(SandboxStock).where(SandboxStock.account == g.sandbox_account).order_by(SandboxStock.sku)
         ).all()
         return jsonify(items=[_stock_json(row) for row in rows])
+
+
+@blueprint.get("/api/locations")
+def locations() -> Response:
+    return jsonify(locations=[{"id": LOCATION, "name": LOCATION_NAME}])
 
 
 @blueprint.put("/api/inventory/<path:sku>")

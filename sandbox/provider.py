@@ -30,6 +30,7 @@ from integrations.errors import (
     WebhookRejected,
 )
 from integrations.fulfilment.base import SHIPMENT_TOPIC_KINDS, FulfilmentProvider
+from integrations.locations import FulfilmentCentre
 from integrations.model import (
     CancelResult,
     InventoryLevel,
@@ -177,6 +178,11 @@ class SandboxProvider(FulfilmentProvider):
             InventoryLevel(sku=i["sku"], location=i["location"], on_hand=i["on_hand"], fulfillable=i["fulfillable"])
             for i in items
         ]
+
+    def fulfilment_centres(self) -> list[FulfilmentCentre]:
+        """The sandbox's warehouse(s), named as its inventory names them."""
+        found = self._body(self._call("GET", "/api/locations")).get("locations") or []
+        return [FulfilmentCentre(id=str(c["id"]), name=str(c.get("name") or c["id"])) for c in found]
 
     def shipments(self, ref: ProviderOrderRef) -> list[Shipment]:
         """Parcels that left the warehouse (shipped or delivered); processing ones have no tracking."""

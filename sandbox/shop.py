@@ -6,7 +6,8 @@ writes back. It answers the documents of ``integrations.shopify.fulfilment`` and
 ``integrations.shopify.inventory`` (by operation name) the way Shopify does: one fulfilment order
 per order at ``SANDBOX_LOCATION`` built from Relais' own copy of the order, ``remainingQuantity``
 decreasing as fulfilments are created, the "Invalid fulfillment order line item quantity
-requested." refusal; inventory items for every SKU the shop's orders carry, ``available`` set by
+requested." refusal; the store's one location and each order's risk (LOW, or HIGH when tagged
+``sandbox-high-risk``); inventory items for every SKU the shop's orders carry, ``available`` set by
 compare-and-set (``CHANGE_FROM_QUANTITY_STALE``); and the cost extension. State lives in Redis.
 A shop uses it only when its credentials say ``sandbox_shop`` (``shop add ... --sandbox-shop``,
 and the demo shop); real shops always go to SHOPIFY_ADMIN_URL.
@@ -35,6 +36,9 @@ from web import runtime
 blueprint = Blueprint("sandbox_shop", __name__)
 
 SANDBOX_LOCATION = "gid://shopify/Location/1"
+SANDBOX_LOCATION_NAME = "Sandbox shop"
+#: An order tagged so is assessed HIGH by the stand-in (the demo's way to show the fraud hold).
+HIGH_RISK_TAG = "sandbox-high-risk"
 QUANTITY_ERROR = "Invalid fulfillment order line item quantity requested."
 _OPERATION = re.compile(r"\b(?:query|mutation)\s+(\w+)")
 _COST = {
@@ -224,6 +228,35 @@ def _set_stock(shop: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"inventoryAdjustmentGroup": {"id": f"gid://shopify/InventoryAdjustmentGroup/{number}"}, "userErrors": []}
 
 
+def _locations() -> dict[str, Any]:
+    """A one-location store, as a new Shopify shop is."""
+    node = {
+        "id": SANDBOX_LOCATION,
+        "name": SANDBOX_LOCATION_NAME,
+        "isActive": True,
+        "fulfillsOnlineOrders": True,
+        "isFulfillmentService": False,
+    }
+    return {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [node]}
+
+
+def _risk(shop: str, order_gid: str) -> dict[str, Any] | None:
+    """Shopify's assessment: LOW, or HIGH for an order tagged ``HIGH_RISK_TAG``."""
+    with runtime().sessions() as session:
+        tags = session.scalar(
+            select(Order.tags)
+            .join(Shop)
+            .where(Shop.domain == shop, Order.platform_order_id == order_gid.rsplit("/", 1)[-1])
+        )
+    if tags is None:
+        return None
+    high = HIGH_RISK_TAG in (tags or [])
+    facts = [{"description": "Tagged as a test of the fraud hold", "sentiment": "NEGATIVE"}] if high else []
+    level = "HIGH" if high else "LOW"
+    assessment = {"riskLevel": level, "facts": facts}
+    return {"id": order_gid, "risk": {"recommendation": "CANCEL" if high else "ACCEPT", "assessments": [assessment]}}
+
+
 def _presented_token() -> str:
     token = request.headers.get("X-Shopify-Access-Token", "")
     if not token:
@@ -266,6 +299,10 @@ def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
         data = {"inventoryItems": _stock_items(shop, variables.get("query"))}
     elif name == "RelaisStockLevels":
         data = {"nodes": _stock_levels(shop, variables.get("ids") or [])}
+    elif name == "RelaisLocations":
+        data = {"locations": _locations()}
+    elif name == "RelaisOrderRisk":
+        data = {"order": _risk(shop, variables["id"])}
     elif name == "RelaisSetStock":
         data = {"inventorySetQuantities": _set_stock(shop, variables["input"])}
     elif name in service.OPERATIONS:  # fulfilment-service mode (sandbox/shop_fulfilment_service.py)

@@ -35,6 +35,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "stock_locations": {},  # provider location → shop location; empty: all count towards location_id
     "hold_tags": [],  # orders carrying one of these tags are held for the merchant
     "hold_high_risk": False,  # hold orders the platform marks as high fraud risk
+    "risk_wait_minutes": 10,  # how long an order waits for a pending risk assessment (jobs.fraud)
     "required_address_fields": ["address1", "city", "country_code"],  # held when one is blank
     # Shopify: order_webhooks (every paid order is pushed) | service (Relais is a fulfilment service:
     # only fulfilment orders Shopify assigns to its location are pushed). OAuth installs get service.

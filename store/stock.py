@@ -74,11 +74,15 @@ def received_since_beliefs(session: Session, shop_id: int, location_id: str) -> 
 
 
 def catalogue(session: Session, shop_id: int) -> dict[str, list[MapEntry]]:
-    """The shop's SKU map: items per SKU (more than one is a duplicate)."""
-    found: dict[str, list[MapEntry]] = {}
+    """The shop's SKU map: items per SKU (more than one is a duplicate), each stocked at every
+    location where a read found it stocked (the map keeps one row per item and location read)."""
+    rows: dict[tuple[str, str], list[SkuMapEntry]] = {}
     for row in session.scalars(select(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id).order_by(SkuMapEntry.id)):
-        stocked = frozenset({row.location_id}) if row.stocked and row.location_id else frozenset()
-        found.setdefault(row.sku, []).append(MapEntry(item_id=row.item_id, managed=row.managed, stocked_at=stocked))
+        rows.setdefault((row.sku, row.item_id), []).append(row)
+    found: dict[str, list[MapEntry]] = {}
+    for (sku, item_id), same in rows.items():
+        stocked = frozenset(r.location_id for r in same if r.stocked and r.location_id)
+        found.setdefault(sku, []).append(MapEntry(item_id=item_id, managed=same[-1].managed, stocked_at=stocked))
     return found
 
 
@@ -96,13 +100,18 @@ def store_items(
     only_skus: Iterable[str] | None = None,
     forget_items: Iterable[str] = (),
 ) -> int:
-    """Replace the SKU map (entirely, or only the rows of ``only_skus`` and ``forget_items``) with
-    ``items``; what the shop showed becomes the belief of each stocked item. Returns rows kept."""
+    """Replace the SKU map at ``location_id`` (entirely, or only the rows of ``only_skus`` and
+    ``forget_items``) with ``items``; what the shop showed becomes the belief of each stocked item.
+    Rows read at other locations stay (a full listing drops the items it no longer has). Returns
+    rows kept."""
     items = [item for item in items if item.sku]
+    here = SkuMapEntry.location_id == location_id
     stale = delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id)
     if only_skus is not None:
         skus = set(only_skus) | {item.sku for item in items}
-        stale = stale.where(SkuMapEntry.sku.in_(skus) | SkuMapEntry.item_id.in_(set(forget_items)))
+        stale = stale.where(here & (SkuMapEntry.sku.in_(skus) | SkuMapEntry.item_id.in_(set(forget_items))))
+    else:
+        stale = stale.where(here)
     session.execute(stale)
     session.add_all(
         SkuMapEntry(
@@ -116,6 +125,18 @@ def store_items(
         )
         for item in items
     )
+    if only_skus is None:
+        # A full listing names every item whatever its location: one it lacks is gone everywhere
+        # (a subquery, not a list of ids: catalogues outgrow a statement's bind parameters).
+        session.flush()
+        listed = select(SkuMapEntry.item_id).where(SkuMapEntry.shop_id == shop_id, here)
+        session.execute(
+            delete(SkuMapEntry).where(
+                SkuMapEntry.shop_id == shop_id,
+                SkuMapEntry.location_id != location_id,
+                SkuMapEntry.item_id.not_in(listed),
+            )
+        )
     observed = {item.sku: (item.item_id, item.quantity) for item in items if item.quantity is not None}
     remember(session, shop_id, location_id, observed, read_at, written=False)
     return len(items)

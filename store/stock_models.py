@@ -21,7 +21,8 @@ class SkuMapEntry(Base):
 
     __tablename__ = "stock_sku_map"
     __table_args__ = (
-        UniqueConstraint("shop_id", "item_id", name="uq_stock_sku_map_shop_item"),
+        # One row per item and shop location the map was read at (a mapping may target several).
+        UniqueConstraint("shop_id", "item_id", "location_id", name="uq_stock_sku_map_shop_item_location"),
         Index("ix_stock_sku_map_shop_sku", "shop_id", "sku"),
     )
 

@@ -72,6 +72,33 @@ _RULES: list[tuple[str, str]] = [
     (r"retried by (?P<actor>.+)", N_("retried by %(actor)s")),
     (r"hold released by the merchant \((?P<actor>.+)\)", N_("hold released by %(actor)s")),
     (r"hold released by the merchant", N_("hold released by the merchant")),
+    # The fraud hold (jobs.fraud) and the stock location (jobs.locations).
+    (
+        r"high fraud risk \(assessed by the shop\): (?P<facts>.+)",
+        N_("high fraud risk (assessed by the shop): %(facts)s"),
+    ),
+    (r"high fraud risk \(assessed by the shop\)", N_("high fraud risk (assessed by the shop)")),
+    (r"fraud risk could not be checked: (?P<why>.+)", N_("fraud risk could not be checked: %(why)s")),
+    (
+        r"waiting for the fraud risk assessment \(at most (?P<n>\d+) min before it is sent without one\)",
+        N_("waiting for the fraud risk assessment (at most %(n)s min before it is sent without one)"),
+    ),
+    (r"fraud risk assessed: (?P<level>\w+)", N_("fraud risk assessed: %(level)s")),
+    (
+        r"no fraud risk assessment after (?P<n>\d+) min: sent without one",
+        N_("no fraud risk assessment after %(n)s min: sent without one"),
+    ),
+    (
+        r"high fraud risk assessed after the order was sent: .+",
+        N_("high fraud risk assessed after the order was sent: cancel it on the shop to cancel it at the provider"),
+    ),
+    (
+        r"the shop has (?P<n>\d+) locations \((?P<names>.+)\): choose on the settings page .+; nothing written",
+        N_(
+            "the shop has %(n)s locations (%(names)s): choose on the settings page which one the provider's "
+            "stock goes to (or map each fulfilment centre to one); nothing written"
+        ),
+    ),
     (r"cancel at the provider requested by (?P<actor>.+)", N_("cancel at the provider requested by %(actor)s")),
     (r"cancelled on the shop before push", N_("cancelled on the shop before it was sent")),
     (r"cancelled on the shop after push", N_("cancelled on the shop after it was sent")),

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from integrations.errors import AuthError, InvalidRequestError, RetryableError
 from integrations.fulfilment.base import webhook_url
 from integrations.woocommerce import echoes
-from jobs import actions, deadletter, shop_config
+from jobs import actions, deadletter, locations, shop_config
 from jobs.orders import release_waiting
 from jobs.parties import provider_options
 from store import audit, merchant_view, order_search
@@ -30,7 +30,7 @@ from store.app_models import DataExport
 from store.models import Shop
 from store.shops import DEFAULT_SETTINGS, provider_names, provider_refusal
 from store.sync_models import ShopSync
-from web import i18n, install, runtime
+from web import i18n, install, locations_form, runtime
 from web.app_session import Merchant, SessionRejected, authenticate, check_csrf, csrf_token, frame_ancestors
 from web.notices import merchant_text
 from web.settings_form import OPTIONAL_ADDRESS_FIELDS, format_sku_buffers, parse_settings
@@ -99,6 +99,8 @@ def save_settings():  # type: ignore[no-untyped-def]
     merchant = _merchant(post=True)
     checked = {k for k in request.form if request.form.get(k) in ("on", "1", "true")}
     parsed = parse_settings(request.form.to_dict(), checked)
+    places = locations.listing(runtime(), merchant.shop_id)  # type: ignore[arg-type]
+    locations_form.parse_locations(request.form.to_dict(), places.locations, places.centres, parsed)
     if parsed.errors:
         return _render(merchant, ("critical", "Nothing saved: fix the fields marked below"), parsed.errors)
     result = shop_config.save_settings(runtime(), merchant.shop_id, parsed.values, merchant.actor)  # type: ignore[arg-type]
@@ -250,12 +252,14 @@ def _context(merchant: Merchant) -> dict[str, Any]:
             ),
             "provider_health": merchant_view.provider_health(session, shop.id),
             "stock_sync": _stock_report(session, shop.id),
+            "places": locations.listing(rt, shop.id),
             "notice": session.get(ShopSync, shop.id),
             "subscriptions": audit.last(session, shop.id, "subscriptions"),
             "exports": [{"id": e.id, "request": e.request_id, "at": e.created_at} for e in exports],
             "events": audit.latest(session, shop.id, limit=8),
             "dead_letters": deadletter.dead_letters(rt, shop.id, limit=20),
         }
+    context["places_view"] = locations_form.view(settings, context["places"].locations, context["places"].centres)
     context.update(_page_helpers(merchant))
     return context
 

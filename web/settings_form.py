@@ -73,6 +73,8 @@ def parse_settings(form: Mapping[str, str], checked: set[str]) -> Parsed:
     else:
         out.values["location_id"] = location
     _int(form, "stock_interval_minutes", 1, 1440, out)
+    if "risk_wait_minutes" in form:  # offered only where the platform assesses risk (Shopify)
+        _int(form, "risk_wait_minutes", 1, 120, out)
     _int(form, "safety_buffer", 0, 100_000, out)
     buffers, bad = parse_sku_buffers(form.get("sku_buffers", ""))
     if bad:

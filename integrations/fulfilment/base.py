@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from integrations.locations import FulfilmentCentre
 from integrations.model import (
     CancelResult,
     InventoryLevel,
@@ -102,6 +103,11 @@ class FulfilmentProvider(abc.ABC):
     @abc.abstractmethod
     def inventory(self) -> Iterable[InventoryLevel]:
         """Every SKU's stock, per fulfilment centre."""
+
+    def fulfilment_centres(self) -> list[FulfilmentCentre]:
+        """The account's active fulfilment centres, with the ids its ``inventory`` levels name,
+        for the merchant to map onto shop locations. Raises ``RetryableError``, ``AuthError``."""
+        raise NotImplementedError(f"{self.name} does not list its fulfilment centres")
 
     @abc.abstractmethod
     def shipments(self, ref: ProviderOrderRef) -> list[Shipment]:

@@ -36,6 +36,7 @@ from integrations.errors import (
 from integrations.fulfilment import shipbob_payloads as payloads
 from integrations.fulfilment.base import FulfilmentProvider, ProviderContext
 from integrations.fulfilment.ratelimit import SlidingWindowLimiter
+from integrations.locations import FulfilmentCentre
 from integrations.model import CancelResult, InventoryLevel, Order, ProviderEvent, ProviderOrderRef, Shipment
 from store import metrics
 
@@ -228,6 +229,21 @@ class ShipBobProvider(FulfilmentProvider):
                         )
                     )
         return levels
+
+    def fulfilment_centres(self) -> list[FulfilmentCentre]:
+        """``GET /location``: ShipBob's physical locations (a bare list of ``{id, name,
+        abbreviation, is_active, access_granted, …}``) [docs: developer.shipbob.com/2026-01/api/
+        locations/get-locations]. Its ``id`` is the ``location_id`` of ``/inventory-level/locations``.
+        Only active locations this account may use are listed (``AccessGranted=true``)."""
+        found = self._call("GET", "/location", params={"AccessGranted": "true"}) or []
+        return [
+            FulfilmentCentre(
+                id=str(item["id"]),
+                name=str(item.get("name") or item.get("abbreviation") or item["id"]),
+            )
+            for item in found
+            if isinstance(item, dict) and item.get("id") is not None and item.get("is_active", True)
+        ]
 
     # -- shipments -------------------------------------------------------------------------
 

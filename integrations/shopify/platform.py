@@ -9,6 +9,7 @@ from typing import Any
 
 from integrations.carriers import resolve
 from integrations.errors import AuthError
+from integrations.locations import RiskAssessment, ShopLocation
 from integrations.model import Order, Shipment
 from integrations.platforms import (
     CatalogueChange,
@@ -39,6 +40,8 @@ class ShopifyPlatform(Platform):
             return "inventory"
         if topic in webhooks.FULFILMENT_ORDER_TOPICS:
             return "fulfilment_order"
+        if topic == webhooks.RISK_TOPIC:
+            return "risk"
         return "ignored"
 
     def parse_order_event(self, topic: str, body: bytes) -> OrderEvent:
@@ -108,6 +111,18 @@ class ShopifyPlatform(Platform):
         if not isinstance(payload, dict):
             raise ValueError(f"{topic} payload is not a JSON object")
         return inventory.catalogue_change(topic, payload)
+
+    def locations(self) -> list[ShopLocation]:
+        """Active locations by name (GraphQL ``locations``: ``shopify.locations``)."""
+        from integrations.shopify.locations import list_locations
+
+        return list_locations(self.admin())
+
+    def order_risk(self, platform_order_id: str) -> RiskAssessment:
+        """The order's risk summary (GraphQL ``order.risk``: ``shopify.risk``)."""
+        from integrations.shopify.risk import order_risk
+
+        return order_risk(self.admin(), platform_order_id)
 
     def ensure_webhooks(self, rotate_secret: bool = False) -> WebhookReport:
         """Shop-specific subscriptions to the topics of shopify.app.toml that it does not already

@@ -29,6 +29,8 @@ FULFILMENT_ORDER_TOPICS = frozenset(
         "fulfillment_orders/cancelled",
     }
 )
+#: A new fraud risk assessment of an order (Shopify's or an app's): releases an order waiting for it.
+RISK_TOPIC = "orders/risk_assessment_changed"
 ACCEPTED_TOPICS = (
     ORDER_TOPICS
     | LIFECYCLE_TOPICS
@@ -40,6 +42,7 @@ ACCEPTED_TOPICS = (
             "inventory_items/update",
             "inventory_items/delete",
             "products/update",
+            RISK_TOPIC,
         }
     )
 )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from integrations.errors import AuthError
+from integrations.locations import SINGLE_STORE_LOCATION, ShopLocation
 from integrations.model import Order, Shipment
 from integrations.outbound import OutboundPolicy
 from integrations.platforms import (
@@ -127,6 +128,11 @@ class WooCommercePlatform(Platform):
         if saved:
             echoes.remember(self.context.redis, self.shop.id, "order", saved)
         return written
+
+    def locations(self) -> list[ShopLocation]:
+        """WooCommerce core has no locations: one stock figure per product, so one implicit
+        location (no call made)."""
+        return [ShopLocation(SINGLE_STORE_LOCATION, self.shop.domain)]
 
     # --- stock out --------------------------------------------------------------------------------
     def stock_items(self, location_id: str, skus: Sequence[str] | None = None) -> list[StockItem]:

@@ -115,6 +115,7 @@ class FakeShipBob:
             ("POST", re.compile(r"/shipment:batchUpdateTrackingUpload"), self._ack),
             ("GET", re.compile(r"/product"), self._products),
             ("GET", re.compile(r"/inventory-level/locations"), self._levels),
+            ("GET", re.compile(r"/location"), self._locations),
         ]
 
     # -- life and controls -----------------------------------------------------------------
@@ -309,6 +310,10 @@ class FakeShipBob:
     def _levels(self, request: Request, raw: dict[str, str]) -> Answer:
         wanted = {int(i) for i in request.args.get("InventoryIds", "").split(",") if i}
         return 200, self._page(request, self.state.level_views(wanted or None)), {}
+
+    def _locations(self, request: Request, raw: dict[str, str]) -> Answer:
+        """``GET /location``: a bare list (not paged), as ShipBob's Locations API answers."""
+        return 200, self.state.location_views(), {}
 
     def _page(self, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
         """``{items, first, next, prev, last}`` with relative links carrying an opaque cursor."""

@@ -71,6 +71,24 @@ class ShipBobState:
                 variant["inventory"]["on_hand_qty"] = sum(on_hand for on_hand, _ in levels.values())
         return views
 
+    def location_views(self) -> list[Json]:
+        """Every fulfilment centre this account holds stock at (and the named ones), active."""
+        with self._lock:
+            ids = set(LOCATIONS) | {loc for per in self.stock.values() for loc in per}
+        return [
+            {
+                "id": loc,
+                "name": LOCATIONS.get(loc, f"FC {loc}"),
+                "abbreviation": f"FC{loc}",
+                "is_active": True,
+                "access_granted": True,
+                "is_receiving_enabled": True,
+                "is_shipping_enabled": True,
+                "timezone": "Central Standard Time",
+            }
+            for loc in sorted(ids)
+        ]
+
     def level_views(self, wanted: set[int] | None) -> list[Json]:
         with self._lock:
             by_inventory = {p["variants"][0]["inventory"]["inventory_id"]: p for p in self.products.values()}

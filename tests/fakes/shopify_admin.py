@@ -25,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 from tests.fakes.shopify_fulfilment import FakeOrder, FakeState
 from tests.fakes.shopify_fulfilment_orders import FakeServices
 from tests.fakes.shopify_inventory import FakeInventory
+from tests.fakes.shopify_locations import FakeLocations
 from tests.fakes.shopify_oauth import FakeOAuth
 from tests.fakes.shopify_orders import FakeOrderList
 from tests.fakes.shopify_schema import MAX_QUERY_COST, admin_schema, requested_cost
@@ -54,6 +55,7 @@ class FakeShopifyAdmin:
         self.oauth = FakeOAuth()  # install side: authorize, token endpoint, webhook subscriptions
         self.inventory = FakeInventory()  # items, levels per location, inventorySetQuantities
         self.services = FakeServices(self.state)  # fulfilment services, the request handshake
+        self.places = FakeLocations()  # the shop's locations, and each order's risk assessments
         self.maximum = maximum
         self.restore_rate = restore_rate
         self._available = maximum
@@ -170,16 +172,18 @@ class FakeShopifyAdmin:
                 if isinstance(op, OperationDefinitionNode):
                     mutation = mutation or op.operation.value == "mutation"
                     self.operations.update(f.name.value for f in op.selection_set.selections)  # type: ignore[union-attr]
+            root = {
+                **self.state.root(),
+                **self.oauth.root(shop),
+                **self.inventory.root(),
+                **self.orders.root(),
+                **self.services.root(),
+            }
+            root.update(self.places.root(root["order"]))
             result = execute(
                 schema,
                 document,
-                {
-                    **self.state.root(),
-                    **self.oauth.root(shop),
-                    **self.inventory.root(),
-                    **self.orders.root(),
-                    **self.services.root(),
-                },
+                root,
                 variable_values=variables,
                 operation_name=operation_name,
             )
