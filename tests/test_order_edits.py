@@ -1,0 +1,222 @@
+"""Shopify orders edited after they reached ShipBob (the fake behaves like ShipBob's documented
+order, shipment-address and cancel calls): applied in place, cancelled and sent again under a new
+reference with never two live orders, or held for the merchant with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from jobs.edits import edit_order
+from jobs.runtime import set_runtime
+from store.db import transaction
+from store.edit_models import OrderEdit
+from store.models import Order
+from store.shops import upsert_shop
+from store.sync_models import ShopSync
+from tests.conftest import SHOPIFY_SECRET, drain
+from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
+from tests.fakes.shopify_admin import FakeShopifyAdmin
+from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
+
+SHOP = "edits-shop.myshopify.com"
+TOKEN = "shpat_edits"
+OURS = "gid://shopify/Location/64500000001"
+SECRET = make_secret()
+ORDER = 820982911946154508
+
+
+@pytest.fixture
+def shipbob() -> Iterator[FakeShipBob]:
+    fake = start_fake(rate_limit=150, rate_window=6.0)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def shopify() -> Iterator[FakeShopifyAdmin]:
+    fake = FakeShopifyAdmin(TOKEN, restore_rate=10_000).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def settings(settings, shipbob, shopify, request):  # type: ignore[no-untyped-def]
+    changed = settings.with_(shipbob_api_url=shipbob.url, shopify_admin_url=shopify.url + "/{shop}")
+    if getattr(request, "param", "") == "slow retry":  # a retry lands after drain() gives up
+        changed = changed.with_(retry_backoff=(600,))
+    return changed
+
+
+@pytest.fixture
+def service(live, shipbob):  # type: ignore[no-untyped-def]
+    server, runtime = live
+    options = {"token": shipbob.token, "channel_id": str(shipbob.channel_id), "webhook_secret": SECRET}
+    with transaction(runtime.sessions) as session:
+        shop_id = upsert_shop(
+            session, runtime.vault, "shopify", SHOP, {"access_token": TOKEN}, "shipbob", options, {"location_id": OURS}
+        ).id
+    return server, runtime, shop_id
+
+
+def deliver(server, payload: dict, topic: str = "orders/updated") -> None:  # type: ignore[no-untyped-def]
+    body = body_of(payload)
+    headers = headers_for(SHOP, topic, body, SHOPIFY_SECRET)
+    assert requests.post(f"{server.url}/webhooks/shopify", data=body, headers=headers, timeout=10).status_code == 200
+
+
+def moved(minutes: int, **order: object) -> dict:
+    payload = paid_order(ORDER, minutes=minutes, **order)
+    payload["shipping_address"] = {**payload["shipping_address"], "address1": "7 Corrected Road", "city": "Lexington"}
+    return payload
+
+
+def without_red(minutes: int) -> dict:
+    payload = paid_order(ORDER, minutes=minutes)
+    payload["line_items"][1]["current_quantity"] = 0  # removed by an order edit
+    return payload
+
+
+def order_row(runtime):  # type: ignore[no-untyped-def]
+    with runtime.sessions() as session:
+        row = session.scalars(select(Order)).one()
+        session.expunge(row)
+        return row
+
+
+def timeline(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    with runtime.sessions() as session:
+        return [t.reason for t in session.scalars(select(Order)).one().history]
+
+
+def test_an_address_corrected_after_push_reaches_shipbob_once(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, shop_id = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    deliver(server, moved(5))
+    deliver(server, moved(5))  # the same edit delivered twice (Shopify repeats orders/updated)
+    drain(runtime)
+    deliver(server, moved(5))  # and once more after it was applied
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    assert order["reference_id"] == f"{shop_id}-{ORDER}"
+    assert order["recipient"]["address"]["address1"] == "7 Corrected Road"
+    assert order["recipient"]["address"]["city"] == "Lexington"
+    assert shipbob.counters["address_updates"] == 1
+    assert order["status"] == "Processing"
+    assert any("edit applied at shipbob: shipping address changed (now Lexington" in r for r in timeline(runtime))
+
+
+def test_a_line_removed_after_push_is_sent_again_under_a_new_reference_with_one_live_order(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, shop_id = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    [first] = shipbob.state.orders.values()
+    deliver(server, without_red(5))
+    deliver(server, without_red(5))
+    drain(runtime)
+    [live] = shipbob.state.live_orders()
+    assert live["reference_id"] == f"{shop_id}-{ORDER}-g2"
+    assert [(p["reference_id"], p["quantity"]) for p in live["products"]] == [("IPOD2008GREEN", 2)]
+    assert shipbob.state.order(first["id"])["status"] == "Cancelled"
+    assert len(shipbob.state.orders) == 2
+    row = order_row(runtime)
+    assert (row.state, row.provider_reference, row.provider_order_id) == (
+        "pushed",
+        f"{shop_id}-{ORDER}-g2",
+        str(live["id"]),
+    )
+    reasons = timeline(runtime)
+    assert any("line IPOD2008RED removed (was 1)" in r and "cancelled and sent again" in r for r in reasons)
+    assert any(r.startswith(f"edit applied: sent again as {shop_id}-{ORDER}-g2") for r in reasons)
+
+
+def test_a_parcel_of_the_cancelled_order_does_not_count_for_the_order_sent_again(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    [first] = shipbob.state.orders.values()
+    deliver(server, without_red(5))
+    drain(runtime)
+    old_shipment = first["shipments"][0]["id"]
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert shipbob.send_webhook("order.shipment.cancelled", url, old_shipment, SECRET).status_code == 200
+    drain(runtime)
+    row = order_row(runtime)
+    assert row.state == "pushed"
+    assert any("is not the one this order was sent as" in r for r in timeline(runtime))
+
+
+def test_an_address_edit_after_shipbob_shipped_is_held_with_the_reason(service, shipbob, shopify) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, shop_id = service
+    shopify.add_order(ORDER, [("IPOD2008GREEN", 2, OURS), ("IPOD2008RED", 1, OURS)])
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    [parcel] = shipbob.ship(order["id"])
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert shipbob.send_webhook("order.shipped", url, parcel["id"], SECRET).status_code == 200
+    drain(runtime)
+    assert order_row(runtime).state == "shipped"
+    deliver(server, moved(5))
+    drain(runtime)
+    assert shipbob.counters["address_updates"] == 0
+    assert len(shipbob.state.orders) == 1
+    held = [r for r in timeline(runtime) if r.startswith("edit held for the merchant")]
+    assert held == [
+        "edit held for the merchant: changed after shipbob shipped it (shipping address changed "
+        "(now Lexington, US)): not applied, check with the customer"
+    ]
+    with runtime.sessions() as session:
+        assert "edit not applied" in session.get(ShopSync, shop_id).notice
+
+
+def test_an_address_edit_shipbob_refuses_because_it_left_is_held_and_nothing_is_sent_again(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    shipbob.ship(order["id"])  # labelled at ShipBob; its webhook has not arrived yet
+    deliver(server, moved(5))
+    drain(runtime)
+    assert shipbob.counters["address_updates"] == 0
+    assert len(shipbob.state.live_orders()) == 1
+    assert any(
+        r.startswith("edit held for the merchant: shipbob refused the change: ShipBob already shipped shipment")
+        for r in timeline(runtime)
+    )
+    with runtime.sessions() as session:
+        [edit] = session.scalars(select(OrderEdit)).all()
+        assert edit.status == "held"
+
+
+@pytest.mark.parametrize("settings", ["slow retry"], indirect=True)
+def test_a_re_create_stopped_after_the_cancel_resumes_from_its_stored_step_with_one_live_order(
+    service, shipbob
+) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, shop_id = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    shipbob.answer_late(3.0, method="POST", path=":cancel")  # cancelled at ShipBob, answer lost
+    deliver(server, without_red(5))
+    drain(runtime)  # the edit job's retry is 10 minutes away: as good as a crash
+    assert shipbob.state.live_orders() == []
+    with runtime.sessions() as session:
+        [edit] = session.scalars(select(OrderEdit)).all()
+        assert edit.status == "cancelling"
+    assert order_row(runtime).provider_reference == f"{shop_id}-{ORDER}"
+
+    set_runtime(runtime)
+    assert edit_order(order_row(runtime).id) == "recreating"  # run again: the cancel is repeated, then sent
+    assert edit_order(order_row(runtime).id) == "push queued"  # and again: nothing is cancelled twice
+    drain(runtime)
+    assert edit_order(order_row(runtime).id) == "shipbob already has this version of the order"
+    [live] = shipbob.state.live_orders()
+    assert live["reference_id"] == f"{shop_id}-{ORDER}-g2"
+    assert len(shipbob.state.orders) == 2
+    with runtime.sessions() as session:
+        [edit] = session.scalars(select(OrderEdit)).all()
+        assert edit.status == "recreated"
