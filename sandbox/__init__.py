@@ -57,7 +57,6 @@ def ensure_tables(engine: Engine) -> None:
 def mount(app: Flask) -> None:
     """The simulated 3PL under ``/sandbox``, the stand-in shop, and the ``demo`` command."""
     from sandbox import api, demo, shop
-    from sandbox import edits as _edits  # noqa: F401 - adds the order edit route to api.blueprint
 
     app.register_blueprint(api.blueprint, url_prefix="/sandbox")
     app.register_blueprint(shop.blueprint)

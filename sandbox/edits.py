@@ -67,8 +67,9 @@ def edit_order(order_id: int) -> Response | tuple[Response, int]:
 
 def _replace_lines(session: Any, order: Any, raw_lines: list[dict[str, Any]]) -> None:
     """New lines and parcels; the old parcels are deleted only if all are still processing."""
-    parcels = len(order.shipments)
-    for shipment in order.shipments:
+    old_parcels = list(order.shipments)
+    parcels = len(old_parcels)
+    for shipment in old_parcels:
         release_stock(session, order.account, shipment.lines)
     removed = session.execute(
         delete(SandboxShipment)
@@ -80,6 +81,8 @@ def _replace_lines(session: Any, order: Any, raw_lines: list[dict[str, Any]]) ->
     leftover = session.scalar(select(func.count()).where(SandboxShipment.order_id == order.id))
     if leftover:
         raise _Refused("a parcel left the warehouse during the edit")
+    for shipment in old_parcels:  # deleted in SQL above: the session must forget them too
+        session.expunge(shipment)
     session.expire(order, ["shipments"])
     lines = [
         {
