@@ -27,7 +27,7 @@ from integrations.platforms import (
 from integrations.woocommerce import connect, echoes, inventory, refunds, tracking, webhooks
 from integrations.woocommerce.catalogue import Catalogue
 from integrations.woocommerce.client import WooClient
-from integrations.woocommerce.orders import SHIP_STATUSES, catalogue_ids, line_key, parse_order
+from integrations.woocommerce.orders import CANCEL_STATUSES, catalogue_ids, line_key, parse_order
 
 CACHE_TTL = 3600  # namespaces and tracking providers: an hour (a plugin install shows up within it)
 
@@ -81,7 +81,7 @@ class WooCommercePlatform(Platform):
             raise ValueError("order id arrived as a float")
         if (
             refunds.has_refunds(payload)
-            and payload.get("status") in SHIP_STATUSES
+            and payload.get("status") not in CANCEL_STATUSES
             and isinstance(payload.get("id"), int)
         ):
             # Refunded units are not shipped; which ones only the refunds themselves say.

@@ -8,7 +8,7 @@ before the order is normalised, so the pipeline's diff against what the provider
 line removed or re-quantified, as on Shopify (whose ``current_quantity`` already nets them out).
 
 A refund line names the order line it refunds by the hidden meta ``_refunded_item_id`` when the
-store exposes it; otherwise by its product/variation, taken from the order's lines in order.
+store exposes it; otherwise by its SKU, else its product/variation, from the order's lines in order.
 """
 
 from __future__ import annotations
@@ -30,6 +30,18 @@ def _refunded_item_id(item: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _same_item(line: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+    """Whether a refund line is about this order line: same SKU when the refund names one, else
+    the same product and variation."""
+    sku = str(item.get("sku") or "").strip()
+    if sku:
+        return str(line.get("sku") or "").strip() == sku
+    return (line.get("product_id") or 0, line.get("variation_id") or 0) == (
+        item.get("product_id") or 0,
+        item.get("variation_id") or 0,
+    )
+
+
 def net_of_refunds(payload: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]]) -> JSON:
     """A copy of ``payload`` whose line quantities exclude the refunded units (never below 0)."""
     order = copy.deepcopy(dict(payload))
@@ -41,13 +53,7 @@ def net_of_refunds(payload: Mapping[str, Any], refunds: Sequence[Mapping[str, An
             for line in lines:
                 if units == 0:
                     break
-                if target_id is not None:
-                    matches = line.get("id") == target_id
-                else:
-                    matches = (line.get("product_id") or 0, line.get("variation_id") or 0) == (
-                        item.get("product_id") or 0,
-                        item.get("variation_id") or 0,
-                    )
+                matches = line.get("id") == target_id if target_id is not None else _same_item(line, item)
                 if matches and int(line.get("quantity") or 0) > 0:
                     taken = min(units, int(line["quantity"]))
                     line["quantity"] = int(line["quantity"]) - taken
