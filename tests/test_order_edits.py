@@ -220,3 +220,53 @@ def test_a_re_create_stopped_after_the_cancel_resumes_from_its_stored_step_with_
     with runtime.sessions() as session:
         [edit] = session.scalars(select(OrderEdit)).all()
         assert edit.status == "recreated"
+
+
+def test_an_orders_edited_delivery_reads_the_order_back_and_applies_the_new_address_once(
+    service, shipbob, shopify
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    server, runtime, _ = service
+    paid_at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    order = shopify.orders.put(ORDER, [("IPOD2008GREEN", 2, OURS), ("IPOD2008RED", 1, OURS)], updated_at=paid_at)
+    payload = paid_order(ORDER)
+    payload["shipping_address"] = {
+        "name": "Bob Norman",
+        "first_name": "Bob",
+        "last_name": "Norman",
+        "address1": "Chestnut Street 92",
+        "address2": "",
+        "city": "Louisville",
+        "province_code": "KY",
+        "zip": "40202",
+        "country_code": "US",
+        "phone": "+1(502)-459-2181",
+    }
+    payload["line_items"] = [
+        {
+            "id": int(li.legacy_id),
+            "sku": li.sku,
+            "name": li.sku,
+            "quantity": li.quantity,
+            "current_quantity": li.quantity,
+        }
+        for li in order.line_items
+    ]
+    deliver(server, payload, topic="orders/paid")
+    drain(runtime)
+    assert shipbob.counters["address_updates"] == 0
+    moved_to = {
+        **shopify.orders.records[order.id].shipping_address,
+        "address1": "7 Corrected Road",
+        "city": "Lexington",
+    }
+    shopify.orders.update(ORDER, updated_at=datetime(2026, 11, 20, 10, 5, tzinfo=UTC), shipping_address=moved_to)
+    edit = {"order_edit": {"id": 991, "order_id": ORDER, "line_items": {"additions": [], "removals": []}}}
+    deliver(server, edit, topic="orders/edited")
+    deliver(server, edit, topic="orders/edited")  # delivered twice: one change at ShipBob
+    drain(runtime)
+    [at_shipbob] = shipbob.state.orders.values()
+    assert at_shipbob["recipient"]["address"]["address1"] == "7 Corrected Road"
+    assert shipbob.counters["address_updates"] == 1
+    assert order_row(runtime).ship_to["city"] == "Lexington"
