@@ -102,6 +102,14 @@ def _open_edits(session: Session, order_id: int) -> list[OrderEdit]:
     )
 
 
+def _already_held(session: Session, order_id: int, described: str) -> bool:
+    """Whether the order's latest edit was this same change, held: it is not tried or told again."""
+    latest = session.scalars(
+        select(OrderEdit).where(OrderEdit.order_id == order_id).order_by(OrderEdit.id.desc()).limit(1)
+    ).first()
+    return latest is not None and latest.status == "held" and latest.changes == described
+
+
 def _hold(session: Session, row: Order, edit: OrderEdit, reason: str) -> str:
     edit.status, edit.reason = "held", reason
     order_store.note(row, f"edit held for the merchant: {reason}")
@@ -130,10 +138,13 @@ def edit_order(order_id: int) -> Retry | str:
             plan = order_diff.plan(changes, model, row.state, provider.name, provider.editable)
             if plan.action == order_diff.NOTHING:
                 return plan.reason
+            described = order_diff.describe(changes)
+            if _already_held(session, order_id, described):  # a repeat of an edit held before
+                return "held before: waiting for the merchant"
             edit = OrderEdit(
                 order_id=order_id,
                 status={order_diff.UPDATE: "updating", order_diff.RECREATE: "cancelling"}.get(plan.action, "held"),
-                changes=order_diff.describe(changes),
+                changes=described,
                 old_reference=row.provider_reference or "",
                 old_provider_order_id=row.provider_order_id or "",
                 new_reference="",

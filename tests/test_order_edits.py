@@ -163,6 +163,8 @@ def test_an_address_edit_after_shipbob_shipped_is_held_with_the_reason(service, 
     assert order_row(runtime).state == "shipped"
     deliver(server, moved(5))
     drain(runtime)
+    deliver(server, moved(5))  # repeated: held once, told once
+    drain(runtime)
     assert shipbob.counters["address_updates"] == 0
     assert len(shipbob.state.orders) == 1
     held = [r for r in timeline(runtime) if r.startswith("edit held for the merchant")]
@@ -180,8 +182,12 @@ def test_an_address_edit_shipbob_refuses_because_it_left_is_held_and_nothing_is_
     drain(runtime)
     [order] = shipbob.state.orders.values()
     shipbob.ship(order["id"])  # labelled at ShipBob; its webhook has not arrived yet
+    requests_before = shipbob.counters["requests"]
     deliver(server, moved(5))
     drain(runtime)
+    deliver(server, moved(5))  # repeated: ShipBob is not asked again
+    drain(runtime)
+    assert shipbob.counters["requests"] == requests_before + 1  # the order read once, found shipped
     assert shipbob.counters["address_updates"] == 0
     assert len(shipbob.state.live_orders()) == 1
     assert any(
