@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import datetime
 
 from rq import Retry
 from sqlalchemy import select
@@ -76,6 +77,17 @@ def edit_key(session: Session, row: Order) -> str | None:
         return None
     digest = json.dumps(order_diff.sent_to_json(current), sort_keys=True, default=str)
     return hashlib.sha256(digest.encode()).hexdigest()[:16]
+
+
+def stuck_edits(session: Session, before: datetime) -> list[tuple[int, int]]:
+    """``(order id, edit id)`` of edits left mid-step (updating, cancelling) since ``before``:
+    their job was lost (a Redis flush, a killed worker); the sweep runs them again."""
+    rows = session.execute(
+        select(OrderEdit.order_id, OrderEdit.id)
+        .where(OrderEdit.status.in_(("updating", "cancelling")), OrderEdit.updated_at <= before)
+        .limit(5000)
+    ).all()
+    return [(order_id, edit_id) for order_id, edit_id in rows]
 
 
 def enqueue_edit(runtime: Runtime, order_id: int, key: str) -> None:
@@ -210,6 +222,8 @@ def _update(runtime, order_id, edit_id, provider, ref, model, changes) -> Retry 
         row, edit = order_store.get_for_update(session, order_id), session.get(OrderEdit, edit_id)
         if row is None or edit is None:
             return "gone"
+        if edit.status != "updating":  # a concurrent run (a sweep's resume) finished it
+            return edit.status
         order_store.attempt(row, **attempt, outcome=outcome, detail={"error": error} if error else None)
         if error:
             return _hold(session, row, edit, f"{provider.name} refused the change: {error}")
@@ -244,6 +258,8 @@ def _cancel_then_recreate(runtime, order_id, edit_id, provider, ref) -> Retry | 
         row, edit = order_store.get_for_update(session, order_id), session.get(OrderEdit, edit_id)
         if row is None or edit is None:
             return "gone"
+        if edit.status != "cancelling":  # a concurrent run (a sweep's resume) took the next step
+            return edit.status
         order_store.attempt(row, **attempt, outcome=outcome, detail={"message": message} if message else None)
         if outcome == "partial":
             edit.status, edit.reason = "held", message

@@ -276,3 +276,22 @@ def test_an_orders_edited_delivery_reads_the_order_back_and_applies_the_new_addr
     assert at_shipbob["recipient"]["address"]["address1"] == "7 Corrected Road"
     assert shipbob.counters["address_updates"] == 1
     assert order_row(runtime).ship_to["city"] == "Lexington"
+
+
+@pytest.mark.parametrize("settings", ["slow retry"], indirect=True)
+def test_an_edit_whose_job_a_redis_flush_took_is_resumed_by_the_sweep(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    from jobs.maintenance import sweep
+
+    server, runtime, shop_id = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    shipbob.answer_late(3.0, method="POST", path=":cancel")  # cancelled at ShipBob, answer lost
+    deliver(server, without_red(5))
+    drain(runtime)
+    runtime.redis.flushdb()  # the edit's retry goes with it
+    set_runtime(runtime)
+    assert sweep(older_than_seconds=0)["orders"] == 1
+    drain(runtime)
+    [live] = shipbob.state.live_orders()
+    assert live["reference_id"] == f"{shop_id}-{ORDER}-g2"
+    assert order_row(runtime).state == "pushed"
