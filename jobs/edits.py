@@ -101,7 +101,8 @@ def after_push(session: Session, row: Order, sent: order_diff.Sent) -> str | Non
     for edit in _open_edits(session, row.id):
         if edit.status == "recreating":
             edit.status = "recreated"
-            order_store.note(row, f"edit applied: sent again as {sent.reference}, {edit.old_reference} is cancelled")
+            # References stay out of the merchant's words: the attempts keep them (old cancel, new create).
+            order_store.note(row, "edit applied: the edited order was sent again and the earlier one is cancelled")
     session.flush()
     return edit_key(session, row)
 
@@ -274,16 +275,14 @@ def _cancel_then_recreate(runtime, order_id, edit_id, provider, ref) -> Retry | 
             return _hold(session, row, edit, f"{provider.name} could not cancel it to send it again: {message}")
         if row.state != states.PUSHED or row.cancelled:
             edit.status, edit.reason = "abandoned", f"order became {row.state} during the edit"
-            order_store.note(row, f"{ref.reference} cancelled at {provider.name}; not sent again: {edit.reason}")
+            order_store.note(row, f"cancelled at {provider.name} for the edit; not sent again: {edit.reason}")
             return "abandoned"
         row.generation += 1
         new_reference = make_reference(row.shop_id, row.platform_order_id, row.generation)
         edit.status, edit.new_reference = "recreating", new_reference
         row.provider_reference, row.provider_order_id = new_reference, None
         order_store.transition(
-            row,
-            states.PUSHING,
-            f"{ref.reference} cancelled at {provider.name}; sending the edited order as {new_reference}",
+            row, states.PUSHING, f"cancelled at {provider.name} to apply the edit; sending the edited order again"
         )
         follow_ups.append(FollowUp("push", row.id, row.generation))
     enqueue_follow_ups(runtime, follow_ups)

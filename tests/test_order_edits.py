@@ -131,7 +131,8 @@ def test_a_line_removed_after_push_is_sent_again_under_a_new_reference_with_one_
     )
     reasons = timeline(runtime)
     assert any("line IPOD2008RED removed (was 1)" in r and "cancelled and sent again" in r for r in reasons)
-    assert any(r.startswith(f"edit applied: sent again as {shop_id}-{ORDER}-g2") for r in reasons)
+    assert "cancelled at shipbob to apply the edit; sending the edited order again" in reasons
+    assert "edit applied: the edited order was sent again and the earlier one is cancelled" in reasons
 
 
 def test_a_parcel_of_the_cancelled_order_does_not_count_for_the_order_sent_again(service, shipbob) -> None:  # type: ignore[no-untyped-def]
