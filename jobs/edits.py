@@ -94,10 +94,21 @@ def enqueue_edit(runtime: Runtime, order_id: int, key: str) -> None:
     enqueue_once(runtime, "orders", "jobs.edits.edit_order", order_id, job_id=f"edit-{order_id}-{key}")
 
 
-def after_push(session: Session, row: Order, sent: order_diff.Sent) -> str | None:
-    """A create was accepted: keep what it sent, close a re-create it finished, and say whether
-    the order changed again meanwhile (the key of the edit job to run, else None)."""
-    record_sent(session, row, sent)
+def before_send(session: Session, row: Order, sent: order_diff.Sent) -> None:
+    """Before a create under ``sent.reference``: keep what the first attempt under that reference
+    sends. If an answer is lost and a later attempt hears "duplicate", the provider holds that
+    first attempt's version, not the later one (the order may have changed in between)."""
+    snapshot = session.get(SentSnapshot, row.id)
+    if snapshot is None or snapshot.reference != sent.reference:
+        record_sent(session, row, sent)
+
+
+def after_push(session: Session, row: Order, sent: order_diff.Sent, duplicate: bool = False) -> str | None:
+    """A create was accepted: keep what it sent (a duplicate answer keeps the first attempt's,
+    see ``before_send``), close a re-create it finished, and say whether the order differs from
+    what the provider holds (the key of the edit job to run, else None)."""
+    if not duplicate:
+        record_sent(session, row, sent)
     for edit in _open_edits(session, row.id):
         if edit.status == "recreating":
             edit.status = "recreated"

@@ -205,6 +205,7 @@ def push_order(order_id: int) -> Retry | str:
         if row.state == states.READY:
             order_store.transition(row, states.PUSHING, f"sending to {shop.provider} as {reference}")
         order_model = order_store.to_model(row)
+        edits.before_send(session, row, sent_from(order_model, reference))
         provider = provider_for(runtime, shop)
 
     attempt: dict[str, object] = {"action": "create", "reference": reference}
@@ -251,7 +252,7 @@ def push_order(order_id: int) -> Retry | str:
             order_store.transition(row, states.PUSHED, f"accepted by {provider.name} as order {ref.provider_order_id}")
         elif row.state == states.CANCEL_REQUESTED:
             follow_ups.append(FollowUp("cancel", row.id, row.generation))
-        edit = edits.after_push(session, row, sent_from(order_model, reference))  # what the provider holds
+        edit = edits.after_push(session, row, sent_from(order_model, reference), ref.duplicate)
         if edit:
             follow_ups.append(FollowUp("edit", row.id, row.generation, edit))
     enqueue_follow_ups(runtime, follow_ups)

@@ -296,3 +296,23 @@ def test_an_edit_whose_job_a_redis_flush_took_is_resumed_by_the_sweep(service, s
     [live] = shipbob.state.live_orders()
     assert live["reference_id"] == f"{shop_id}-{ORDER}-g2"
     assert order_row(runtime).state == "pushed"
+
+
+@pytest.mark.parametrize("settings", ["slow retry"], indirect=True)
+def test_an_address_corrected_while_a_lost_create_waits_for_its_retry_still_reaches_shipbob(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    from jobs.orders import push_order
+
+    server, runtime, _ = service
+    shipbob.answer_late(3.0, method="POST", path="^/order$")  # created at ShipBob, the answer lost
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)  # the push's retry is 10 minutes away
+    deliver(server, moved(5))  # the customer corrects the street meanwhile
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    assert order["recipient"]["address"]["city"] == "Louisville"
+    set_runtime(runtime)
+    assert push_order(order_row(runtime).id) == "pushed"  # the retry: "duplicate", ShipBob has the first version
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    assert order["recipient"]["address"]["city"] == "Lexington"
+    assert shipbob.counters["address_updates"] == 1
