@@ -160,6 +160,9 @@ def edit_order(order_id: int) -> Retry | str:
                 return "nothing was sent to compare with"
             changes = order_diff.diff(_sent(snapshot), model)
             plan = order_diff.plan(changes, model, row.state, provider.name, provider.editable)
+            if plan.action != order_diff.NOTHING and row.provider and row.provider != shop.provider:
+                why = f"it was sent to {row.provider}, and the shop now uses {shop.provider}: not applied"
+                plan = order_diff.Plan(order_diff.HOLD, why)
             if plan.action == order_diff.NOTHING:
                 return plan.reason
             described = order_diff.describe(changes)

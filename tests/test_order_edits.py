@@ -316,3 +316,19 @@ def test_an_address_corrected_while_a_lost_create_waits_for_its_retry_still_reac
     [order] = shipbob.state.orders.values()
     assert order["recipient"]["address"]["city"] == "Lexington"
     assert shipbob.counters["address_updates"] == 1
+
+
+def test_an_edit_to_an_order_sent_to_the_shop_s_former_provider_is_held_with_the_reason(service, shipbob) -> None:  # type: ignore[no-untyped-def]
+    from store.models import Shop
+
+    server, runtime, shop_id = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    with transaction(runtime.sessions) as session:
+        session.get(Shop, shop_id).provider = "sandbox"  # the merchant moved to another 3PL since
+    deliver(server, moved(5))
+    drain(runtime)
+    assert shipbob.counters["address_updates"] == 0
+    assert "edit held for the merchant: it was sent to shipbob, and the shop now uses sandbox: not applied" in timeline(
+        runtime
+    )
