@@ -72,9 +72,10 @@ def edit_key(session: Session, row: Order) -> str | None:
     snapshot = session.get(SentSnapshot, row.id)
     if snapshot is None:
         return None
-    current = order_diff.sent_from(order_store.to_model(row), "")
-    if order_diff.diff(_sent(snapshot), order_store.to_model(row)).empty:
+    model = order_store.to_model(row)
+    if order_diff.diff(_sent(snapshot), model).empty:
         return None
+    current = order_diff.sent_from(model, "")
     digest = json.dumps(order_diff.sent_to_json(current), sort_keys=True, default=str)
     return hashlib.sha256(digest.encode()).hexdigest()[:16]
 
