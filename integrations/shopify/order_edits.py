@@ -16,7 +16,7 @@ from typing import Any
 from integrations.model import Order
 from integrations.platforms import UnreadableOrder
 from integrations.shopify.admin import AdminClient
-from integrations.shopify.reconcile import _all_lines, to_order
+from integrations.shopify.reconcile import ORDER_LINE_ITEMS, to_order
 
 TOPIC = "orders/edited"
 
@@ -59,7 +59,19 @@ def order_after_edit(admin: AdminClient, order_id: str) -> Order:
     node = admin.query(ORDER_AFTER_EDIT, {"id": f"gid://shopify/Order/{order_id}"}).get("order")
     if not node:
         raise ValueError(f"Shopify has no order {order_id} to read after its edit")
-    order = to_order(node, _all_lines(admin, node))
+    order = to_order(node, _lines(admin, node))
     if isinstance(order, UnreadableOrder):
         raise ValueError(order.error)
     return order
+
+
+def _lines(admin: AdminClient, node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every line of the order: the first 25 came with it, the rest 100 a page (``ORDER_LINE_ITEMS``)."""
+    connection = node.get("lineItems") or {}
+    lines, page = list(connection.get("nodes") or []), connection.get("pageInfo") or {}
+    while page.get("hasNextPage") and page.get("endCursor"):
+        data = admin.query(ORDER_LINE_ITEMS, {"id": node["id"], "after": page["endCursor"]}).get("order") or {}
+        more = data.get("lineItems") or {}
+        lines.extend(more.get("nodes") or [])
+        page = more.get("pageInfo") or {}
+    return lines
