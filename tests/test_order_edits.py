@@ -332,3 +332,21 @@ def test_an_edit_to_an_order_sent_to_the_shop_s_former_provider_is_held_with_the
     assert "edit held for the merchant: it was sent to shipbob, and the shop now uses sandbox: not applied" in timeline(
         runtime
     )
+
+
+def test_an_edit_held_while_the_order_is_at_shipbob_is_listed_for_the_merchant_with_the_reason(
+    service, shipbob
+) -> None:  # type: ignore[no-untyped-def]
+    from store.merchant_view import attention
+
+    server, runtime, shop_id = service
+    deliver(server, paid_order(ORDER), topic="orders/paid")
+    drain(runtime)
+    [order] = shipbob.state.orders.values()
+    shipbob.ship(order["id"])  # labelled at ShipBob; its webhook has not arrived yet: still pushed here
+    deliver(server, moved(5))
+    drain(runtime)
+    with runtime.sessions() as session:
+        [view] = attention(session, shop_id)
+    assert view.state == "pushed" and view.category == "edit not applied"
+    assert view.reason.startswith("edit not applied: shipbob refused the change: ShipBob already shipped shipment")
