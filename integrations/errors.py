@@ -52,3 +52,7 @@ class WebhookRejected(RelaisError):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+
+
+class NotEditableError(RelaisError):
+    """The provider refuses to change the order now (picked, packed, shipped, or not allowed)."""

@@ -124,3 +124,31 @@ class ProviderEvent:
     kind: str
     event_time: datetime | None
     shipment: Shipment | None = None
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One shippable line whose quantity differs from what the provider holds (0: added/removed)."""
+
+    platform_line_id: str
+    sku: str
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """How an order now differs from what the provider holds: the new address (None when the
+    address is unchanged) and the lines added, removed or re-quantified."""
+
+    address: Address | None = None
+    lines: tuple[LineChange, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.address is None and not self.lines
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """``address`` and/or ``lines``: what a provider must be able to edit to apply these."""
+        return frozenset(k for k, v in (("address", self.address), ("lines", self.lines)) if v)

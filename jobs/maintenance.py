@@ -10,7 +10,8 @@ past its due time (``scheduled_lost_after_seconds``) has no scheduler to move it
 started by a pool worker that is gone (SIGKILL) will never finish. The sweep moves the first to
 its queue (retry count kept) and re-runs the second (``jobs.queues.job_is_live``). Whatever a
 Redis flush took is re-created from the database: inbox rows (events), orders left ``ready`` /
-``pushing`` (push) or ``cancel_requested`` (cancel), parcels whose tracking is not on the shop
+``pushing`` (push) or ``cancel_requested`` (cancel), edits after push stopped mid-step (edit),
+parcels whose tracking is not on the shop
 (tracking); stock syncs come back from their own cron pass (``jobs.stock.enqueue_due``).
 """
 
@@ -28,7 +29,7 @@ from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from jobs import states
+from jobs import edits, states
 from jobs.orders import FollowUp, enqueue_follow_ups
 from jobs.queues import enqueue_once, job_is_live, listed_snapshot
 from jobs.runtime import Runtime, get_runtime
@@ -148,11 +149,12 @@ def sweep(older_than_seconds: int | None = None) -> dict[str, int]:
             )
             .limit(5000)
         ).all()
+        halfway = edits.stuck_edits(session, cutoff)  # an edit after push stopped mid-step
     slots = free_stale_slots(runtime)
     follow_ups = [
         FollowUp("cancel" if state == states.CANCEL_REQUESTED else "push", order_id, generation)
         for order_id, state, generation in stuck
-    ]
+    ] + [FollowUp("edit", order_id, 0, f"resume-{edit_id}") for order_id, edit_id in halfway]
     before = len(runtime.queue("orders"))
     with listed_snapshot(runtime):  # a job marked queued but in no queue list is lost too
         events = _each("event", event_ids, lambda event_id: enqueue_event(runtime, event_id))

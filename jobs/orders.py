@@ -20,7 +20,8 @@ from integrations.fulfilment.reference import make_reference
 from integrations.model import ProviderOrderRef
 from integrations.platforms import OrderEvent
 from jobs import decide as decisions
-from jobs import fraud, states
+from jobs import edits, fraud, states
+from jobs.order_diff import sent_from
 from jobs.parties import provider_for
 from jobs.queues import attempts_so_far, enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
@@ -39,9 +40,10 @@ log = logging.getLogger(__name__)
 class FollowUp:
     """A job to enqueue once the transaction that decided it has committed."""
 
-    kind: str  # push | cancel
+    kind: str  # push | cancel | edit
     order_id: int
     generation: int
+    key: str = ""  # edit: digest of the order's version to send (jobs.edits.edit_key)
 
 
 def enqueue_follow_ups(runtime: Runtime, follow_ups: list[FollowUp]) -> None:
@@ -54,6 +56,8 @@ def enqueue_follow_ups(runtime: Runtime, follow_ups: list[FollowUp]) -> None:
             enqueue_once(
                 runtime, "orders", "jobs.orders.cancel_order", f.order_id, job_id=f"cancel-{f.order_id}-{f.generation}"
             )
+        elif f.kind == "edit":
+            edits.enqueue_edit(runtime, f.order_id, f.key)
 
 
 def apply_order_event(session: Session, shop: Shop, event: OrderEvent, event_id: int | None) -> list[FollowUp]:
@@ -83,6 +87,7 @@ def apply_order_event(session: Session, shop: Shop, event: OrderEvent, event_id:
         session.add(row)
         order_store.transition(row, states.RECEIVED, "received", event_id)
     if event.order is not None:
+        edits.remember_sent(session, row)  # an order pushed before snapshots were kept
         order_store.apply_model(row, order_model)
     else:
         row.cancelled = True
@@ -93,7 +98,8 @@ def apply_order_event(session: Session, shop: Shop, event: OrderEvent, event_id:
         return [FollowUp("push", row.id, row.generation)]
     if decision.action == decisions.CANCEL_AT_PROVIDER:
         return [FollowUp("cancel", row.id, row.generation)]
-    return []
+    edit = edits.edit_key(session, row) if decision.action == decisions.UPDATE else None
+    return [FollowUp("edit", row.id, row.generation, edit)] if edit else []
 
 
 def release_waiting(runtime: Runtime, shop_id: int, actor: str) -> int:
@@ -207,6 +213,7 @@ def push_order(order_id: int) -> Retry | str:
         if order_model is None:
             order_store.transition(row, states.RECEIVED, decisions.WAITING_FOR_REQUEST)
             return decisions.WAITING_FOR_REQUEST
+        edits.before_send(session, row, sent_from(order_model, reference))
         provider = provider_for(runtime, shop)
 
     attempt: dict[str, object] = {"action": "create", "reference": reference}
@@ -253,6 +260,9 @@ def push_order(order_id: int) -> Retry | str:
             order_store.transition(row, states.PUSHED, f"accepted by {provider.name} as order {ref.provider_order_id}")
         elif row.state == states.CANCEL_REQUESTED:
             follow_ups.append(FollowUp("cancel", row.id, row.generation))
+        edit = edits.after_push(session, row, sent_from(order_model, reference), ref.duplicate)
+        if edit:
+            follow_ups.append(FollowUp("edit", row.id, row.generation, edit))
     enqueue_follow_ups(runtime, follow_ups)
     return "pushed"
 

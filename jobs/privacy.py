@@ -32,6 +32,7 @@ from jobs.runtime import Runtime, get_runtime
 from store import audit
 from store import orders as order_store
 from store.app_models import AuditEntry, DataExport
+from store.edit_models import OrderEdit, SentSnapshot
 from store.models import Base, Order, Shop, WebhookEvent, utcnow
 from store.sync_models import ShopSync
 from store.woocommerce_models import WooConnectState
@@ -139,6 +140,7 @@ def redact_customer(runtime: Runtime, session: Session, shop: Shop, event: Webho
             step.reason = redaction.scrub(step.reason)
         for attempt in row.attempts:
             attempt.detail = redaction.scrub(attempt.detail)
+        _redact_sent(session, row.id, redaction)
         order_store.note(row, "customer's address and contact redacted (customers/redact)", event.id)
     raw = _redact_deliveries(session, shop, event, redaction)
     exports = _redact_records(session, shop, customer, redaction)
@@ -275,6 +277,16 @@ def export_customer(session: Session, shop: Shop, event: WebhookEvent) -> str:
     summary = f"data request {request_id}: {len(orders)} orders gathered for the merchant"
     audit.record(session, shop, "customers_data_request", summary, {"request": request_id}, "shopify")
     return summary
+
+
+def _redact_sent(session: Session, order_id: int, redaction: Redaction) -> None:
+    """The copy of the address and lines kept as what the provider holds, and the edits' texts."""
+    snapshot = session.get(SentSnapshot, order_id)
+    if snapshot is not None:
+        snapshot.ship_to = blank_address(snapshot.ship_to)
+        snapshot.lines = [{**line, "name": redaction.scrub(line.get("name") or "")} for line in snapshot.lines]
+    for edit in session.scalars(select(OrderEdit).where(OrderEdit.order_id == order_id)):
+        edit.changes, edit.reason = redaction.scrub(edit.changes), redaction.scrub(edit.reason)
 
 
 def redact_shop(session: Session, shop: Shop, event: WebhookEvent, runtime: Runtime | None = None) -> str:

@@ -274,3 +274,7 @@ def set_stock(sku: str) -> Response | tuple[Response, int]:
             select(SandboxStock).where(SandboxStock.account == account, SandboxStock.sku == sku)
         ).one()
         return jsonify(_stock_json(row))
+
+
+# The order edit route (``PUT /api/orders/<id>``) lives in its own module, on this blueprint.
+from sandbox import edits as _edits  # noqa: E402, F401

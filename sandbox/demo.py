@@ -2,7 +2,9 @@
 
 It registers a demo shop (sandbox provider) in the same database the service uses, posts
 signed ``orders/paid`` deliveries over HTTP exactly as Shopify would, then prints every
-transition of each order (received → ready → pushing → pushed → shipped) as it happens.
+transition of each order (received → ready → pushing → pushed → shipped) as it happens. Once the
+first order is at the sandbox 3PL its street is corrected on the shop (``demo_edit``), and the
+timeline shows the new address applied there before the parcel leaves.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import select
 
 from config import Settings
 from integrations.shopify.webhooks import sign
+from sandbox import demo_edit
 from sandbox.shop import SANDBOX_LOCATION
 from store.db import transaction
 from store.models import Order, Shop
@@ -134,7 +137,7 @@ def demo(url: str | None, count: int, timeout: int, platform: str, fulfilment_se
             shop = upsert_shop(session, runtime.vault, "shopify", DEMO_SHOP, credentials, "sandbox", {}, demo_settings)
             click.echo(f"registered demo shop {DEMO_SHOP} (id {shop.id}) with the sandbox provider")
         shop_id = shop.id
-    ids = []
+    ids, payloads = [], {}
     for i in range(count):
         order_id = 9_000_000_000_000_000_000 + random.randrange(10**12)  # nosec B311 # a demo order id
         payload = demo_order(order_id, CUSTOMERS[i % len(CUSTOMERS)])
@@ -150,7 +153,13 @@ def demo(url: str | None, count: int, timeout: int, platform: str, fulfilment_se
         response = requests.post(f"{base}/webhooks/shopify", data=body, headers=headers, timeout=10)
         click.echo(f"sent orders/paid {payload['name']} ({order_id}) → HTTP {response.status_code}")
         ids.append(str(order_id))
-    _watch(runtime, shop_id, ids, timeout)
+        payloads[str(order_id)] = payload
+
+    def correct_address(order_id: str) -> None:  # the first order, once it is at the sandbox 3PL
+        status = demo_edit.send_correction(base, settings, DEMO_SHOP, payloads[order_id])
+        click.echo(f"sent orders/updated {payloads[order_id]['name']} (street corrected) → HTTP {status}")
+
+    _watch(runtime, shop_id, ids, timeout, on_pushed={ids[0]: correct_address} if ids else None)
     print_settings_link(settings.with_(public_url=base), shop_id, DEMO_SHOP)
 
 
@@ -160,7 +169,9 @@ def print_settings_link(settings: Settings, shop_id: int, name: str) -> None:
     click.echo(f"settings page of {name} (valid {LINK_LIFETIME // 3600} h): {link}")
 
 
-def _watch(runtime, shop_id: int, ids: list[str], timeout: int) -> None:  # type: ignore[no-untyped-def]
+def _watch(runtime, shop_id: int, ids: list[str], timeout: int, on_pushed=None) -> None:  # type: ignore[no-untyped-def]
+    """Print each order's timeline as it grows; ``on_pushed``: order id → called once it is pushed."""
+    pending = dict(on_pushed or {})
     seen: dict[int, int] = {}
     done_states = {"shipped", "delivered", "failed", "cancelled", "held"}
     deadline = time.monotonic() + timeout
@@ -174,6 +185,8 @@ def _watch(runtime, shop_id: int, ids: list[str], timeout: int) -> None:  # type
                 for t in row.history[seen.get(row.id, 0) :]:
                     click.echo(f"  {t.at:%H:%M:%S} {row.name:<6} {t.to_state:<18} {t.reason}")
                 seen[row.id] = len(row.history)
+                if row.state == "pushed" and row.platform_order_id in pending:
+                    pending.pop(row.platform_order_id)(row.platform_order_id)
                 for s in row.shipments:
                     key = f"{row.id}:{s.provider_shipment_id}"
                     if key not in finished and s.tracking_number:

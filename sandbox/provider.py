@@ -25,6 +25,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from integrations.errors import (
     AuthError,
     InvalidRequestError,
+    NotEditableError,
     NotFoundError,
     RetryableError,
     WebhookRejected,
@@ -35,6 +36,7 @@ from integrations.model import (
     CancelResult,
     InventoryLevel,
     Order,
+    OrderChanges,
     ProviderEvent,
     ProviderOrderRef,
     Shipment,
@@ -77,6 +79,7 @@ def _time(value: object) -> datetime | None:
 
 class SandboxProvider(FulfilmentProvider):
     name = "sandbox"
+    editable = frozenset({"address", "lines"})
 
     @property
     def base_url(self) -> str:
@@ -171,6 +174,19 @@ class SandboxProvider(FulfilmentProvider):
                 for s in body.get("shipments", [])
             ),
         )
+
+    def update_order(self, ref: ProviderOrderRef, order: Order, changes: OrderChanges) -> None:
+        """``PUT /api/orders/<id>`` with the new recipient and/or the whole new list of lines;
+        409 (a parcel already left) → ``NotEditableError`` with the sandbox's reason."""
+        payload = self.order_payload(order, ref.reference)
+        body = {
+            key: payload[key] for key, kind in (("recipient", "address"), ("lines", "lines")) if kind in changes.kinds
+        }
+        response = self._call("PUT", f"/api/orders/{ref.provider_order_id}", json=body)
+        if response.status_code == 409:
+            raise NotEditableError(
+                f"sandbox: {self._body(response).get('message') or 'the order can no longer change'}"
+            )
 
     def inventory(self) -> Iterable[InventoryLevel]:
         items = self._body(self._call("GET", "/api/inventory")).get("items", [])

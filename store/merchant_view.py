@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from integrations.carriers import resolve
 from jobs import states
 from jobs.decide import WAITING_FOR_PROVIDER, is_waiting_for_provider
+from store.edit_models import OrderEdit
 from store.models import FulfilmentAttempt, Order, OrderLine, OrderTransition, Shipment, WebhookEvent, utcnow
 from store.orders import as_utc
 
@@ -196,21 +197,42 @@ def attention(session: Session, shop_id: int, limit: int = 50) -> list[OrderView
         .where(OrderLine.requires_shipping.is_(True), OrderLine.quantity > 0, func.trim(OrderLine.sku) == "")
         .scalar_subquery()
     )
+    edits = held_edits(session, shop_id)  # an edit after push not applied, while the order is still out
     rows = _load(
         session,
         Order.shop_id == shop_id,
-        or_(Order.state.in_(ATTENTION_STATES), Order.id.in_(no_sku) & Order.state.in_(BEFORE_PROVIDER)),
+        or_(
+            Order.state.in_(ATTENTION_STATES),
+            Order.id.in_(no_sku) & Order.state.in_(BEFORE_PROVIDER),
+            Order.id.in_(list(edits)) & Order.state.in_(states.AT_PROVIDER),
+        ),
         limit=limit,
     )
     views = []
     for row in rows:
         blank = any(li.requires_shipping and li.quantity > 0 and not li.sku.strip() for li in row.lines)
         view = _view(row, row.state.replace("_", " "))
+        if row.id in edits and row.state in states.AT_PROVIDER:
+            view.category, view.reason = "edit not applied", f"edit not applied: {edits[row.id]}"
         if blank and view.category != WAITING_FOR_PROVIDER and row.state in BEFORE_PROVIDER:
             view.category = "unknown SKU"
             view.reason = "a line to ship has no SKU, so the provider cannot pick it: add the SKU on the shop"
         views.append(view)
     return views
+
+
+def held_edits(session: Session, shop_id: int) -> dict[int, str]:
+    """Order id → why its latest edit after push was held (``jobs.edits``), for the shop's orders."""
+    latest = (
+        select(func.max(OrderEdit.id))
+        .join(Order, Order.id == OrderEdit.order_id)
+        .where(Order.shop_id == shop_id)
+        .group_by(OrderEdit.order_id)
+    )
+    rows = session.execute(
+        select(OrderEdit.order_id, OrderEdit.reason).where(OrderEdit.id.in_(latest), OrderEdit.status == "held")
+    ).all()
+    return {order_id: reason for order_id, reason in rows}
 
 
 def waiting_for_provider(session: Session, shop_id: int) -> int:

@@ -213,6 +213,7 @@ class Shipment(Base):
 
 # Every table of the product lives on this one metadata so one migration history covers all.
 from store import app_models as _app_models  # noqa: E402, F401
+from store import edit_models as _edit_models  # noqa: E402, F401
 from store import fulfilment_service_models as _fulfilment_service_models  # noqa: E402, F401
 from store import stock_models as _stock_models  # noqa: E402, F401
 from store import sync_models as _sync_models  # noqa: E402, F401

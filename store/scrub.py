@@ -82,6 +82,7 @@ STORED_MESSAGES: dict[str, tuple[str, ...]] = {
     "audit_log": ("summary", "detail"),
     "stock_sync_runs": ("error", "skipped"),
     "shop_sync": ("notice",),
+    "order_edits": ("reason",),
 }
 
 

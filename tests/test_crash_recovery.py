@@ -210,7 +210,9 @@ def test_a_retry_runs_within_seconds_after_the_worker_group_is_sigkilled_and_res
     provider.status = 503
     paid_order(runtime, provider)
     worker = workers()
-    wait_for(lambda: retry_scheduled(runtime) and provider.calls, 60, "a push retry scheduled", worker)
+    # The scheduler may take its locks a moment after the first push's retry is scheduled.
+    scheduling = lambda: runtime.redis.exists("rq:scheduler-lock:orders")  # noqa: E731
+    wait_for(lambda: retry_scheduled(runtime) and provider.calls and scheduling(), 60, "a push retry scheduled", worker)
     # The whole dyno dies, scheduler included, while the retry waits; its scheduler locks stay.
     worker.kill()
     assert runtime.redis.exists("rq:scheduler-lock:orders")

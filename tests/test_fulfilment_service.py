@@ -173,6 +173,46 @@ def test_a_two_location_order_sends_only_our_line_and_fulfils_only_our_fulfilmen
     assert order_row(runtime).state == states.SHIPPED
 
 
+def test_an_order_update_after_the_push_compares_only_our_lines_and_applies_a_new_address_once(
+    service, shopify, shipbob
+) -> None:  # type: ignore[no-untyped-def]
+    server, runtime, _ = service
+    order, _, our_fo = two_location_order(server, runtime, shopify)
+    request_fulfilment(server, shopify, our_fo.id)
+    drain(runtime)
+    [sent] = shipbob.state.orders.values()
+    payload = paid_order(ORDER_ID)
+    payload["line_items"] = [
+        {
+            "id": int(li.legacy_id),
+            "sku": li.sku,
+            "name": li.sku,
+            "quantity": li.quantity,
+            "current_quantity": li.quantity,
+            "requires_shipping": True,
+            "gift_card": False,
+        }
+        for li in order.line_items
+    ]
+    payload["updated_at"] = "2030-01-01T10:00:00-05:00"
+    deliver(server, payload, "orders/updated")  # the merchant's own line is not "added" at the provider
+    drain(runtime)
+    assert list(shipbob.state.orders) == [sent["id"]] and sent["status"] != "Cancelled"
+    assert shipbob.counters["address_updates"] == 0
+
+    payload["shipping_address"] = {**payload["shipping_address"], "address1": "7 Corrected Road"}
+    payload["updated_at"] = "2030-01-01T11:00:00-05:00"
+    for _ in range(2):  # delivered twice: applied once
+        deliver(server, payload, "orders/updated")
+        drain(runtime)
+    assert list(shipbob.state.orders) == [sent["id"]]
+    assert shipbob.counters["address_updates"] == 1
+    assert shipbob.state.order(sent["id"])["recipient"]["address"]["address1"] == "7 Corrected Road"
+    assert [(p["reference_id"], p["quantity"]) for p in shipbob.state.order(sent["id"])["products"]] == [
+        ("IPOD2008GREEN", 2)
+    ]
+
+
 def test_a_fulfilment_request_for_an_unknown_sku_is_rejected_with_the_reason_visible_to_the_merchant(
     service, shopify, shipbob
 ) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,8 @@ A provider adapter is built per shop from that shop's (decrypted) provider setti
 ``requests.Session``; jobs speak only to this interface, chosen by the registry in
 ``integrations.fulfilment``. Contract of every method: it returns a value or raises one of
 ``integrations.errors`` (``RetryableError`` with ``retry_after`` for 429/5xx/timeouts,
-``InvalidRequestError`` with the provider's message, ``AuthError``, ``NotCancellableError``).
+``InvalidRequestError`` with the provider's message, ``AuthError``, ``NotCancellableError``,
+``NotEditableError``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 
 import requests
 
+from integrations.errors import NotEditableError
 from integrations.locations import FulfilmentCentre
 from integrations.model import (
     CancelResult,
     InventoryLevel,
     Order,
+    OrderChanges,
     ProviderEvent,
     ProviderOrderRef,
     Shipment,
@@ -78,6 +81,8 @@ class FulfilmentProvider(abc.ABC):
     name: str = ""
     #: provider keeps a "tracking uploaded" flag that ``ack_shipments`` sets
     acknowledges_tracking: bool = False
+    #: what ``update_order`` can change in place ("address", "lines"); the rest is re-created
+    editable: frozenset[str] = frozenset()
 
     def __init__(self, options: Mapping[str, str], context: ProviderContext):
         self.options = dict(options)
@@ -99,6 +104,12 @@ class FulfilmentProvider(abc.ABC):
     @abc.abstractmethod
     def cancel_order(self, ref: ProviderOrderRef) -> CancelResult:
         """Ask the provider to cancel; the result says per shipment what happened."""
+
+    def update_order(self, ref: ProviderOrderRef, order: Order, changes: OrderChanges) -> None:
+        """Apply ``changes`` (of the kinds in ``editable``) to the provider's order, so it holds
+        ``order``'s address and shippable lines. Setting a value is idempotent, so a repeat is
+        harmless. Raises ``NotEditableError`` when the provider refuses (picked, shipped)."""
+        raise NotEditableError(f"{self.name} cannot change an order after it is created")
 
     @abc.abstractmethod
     def inventory(self) -> Iterable[InventoryLevel]:

@@ -29,6 +29,7 @@ from integrations.errors import (
     ConfigError,
     InvalidRequestError,
     NotCancellableError,
+    NotEditableError,
     NotFoundError,
     RetryableError,
     WebhookRejected,
@@ -37,7 +38,15 @@ from integrations.fulfilment import shipbob_payloads as payloads
 from integrations.fulfilment.base import FulfilmentProvider, ProviderContext
 from integrations.fulfilment.ratelimit import SlidingWindowLimiter
 from integrations.locations import FulfilmentCentre
-from integrations.model import CancelResult, InventoryLevel, Order, ProviderEvent, ProviderOrderRef, Shipment
+from integrations.model import (
+    CancelResult,
+    InventoryLevel,
+    Order,
+    OrderChanges,
+    ProviderEvent,
+    ProviderOrderRef,
+    Shipment,
+)
 from store import metrics
 
 log = logging.getLogger(__name__)
@@ -74,6 +83,9 @@ class ShipBobProvider(FulfilmentProvider):
 
     name = "shipbob"
     acknowledges_tracking = True
+    #: the address is changed per shipment (``:updateAddress``); line edits need ShipBob's own
+    #: inventory and line ids (``:updateLineItems``, whole list only), so lines are re-created
+    editable = frozenset({"address"})
     #: orders per page when polling (ShipBob's maximum; the default would be 50)
     poll_limit = 250
 
@@ -196,6 +208,29 @@ class ShipBobProvider(FulfilmentProvider):
                 raise NotCancellableError(str(exc)) from exc
             raise
         return payloads.cancel_result(data or {})
+
+    def update_order(self, ref: ProviderOrderRef, order: Order, changes: OrderChanges) -> None:
+        """Set the new address on every open shipment of the order. Refused (``NotEditableError``)
+        when a shipment has left or ShipBob answers ``is_success: false``; when edits stop being
+        allowed is not documented, so a refusal is taken as "too late" with ShipBob's reason."""
+        if changes.kinds - self.editable:
+            raise NotEditableError(f"ShipBob cannot change {', '.join(sorted(changes.kinds - self.editable))} in place")
+        data = self._call("GET", f"/order/{ref.provider_order_id}") or {}
+        shipments = [s for s in data.get("shipments") or [] if s.get("status") != "Cancelled"]
+        if not shipments:
+            raise NotEditableError(f"ShipBob order {ref.provider_order_id} has no open shipment")
+        gone = [str(s.get("id")) for s in shipments if payloads.shipment_status(s) in ("shipped", "delivered")]
+        if gone:
+            raise NotEditableError(f"ShipBob already shipped shipment {', '.join(gone)}")
+        body = payloads.address_update_body(order)
+        for shipment in shipments:
+            try:
+                answer = self._call("PUT", f"/shipment/{shipment['id']}:updateAddress", body=body)
+            except InvalidRequestError as exc:
+                raise NotEditableError(f"ShipBob refused the address of shipment {shipment['id']}: {exc}") from exc
+            refusal = payloads.edit_refusal(answer)
+            if refusal:
+                raise NotEditableError(f"ShipBob refused the address of shipment {shipment['id']}: {refusal}")
 
     # -- stock -----------------------------------------------------------------------------
 

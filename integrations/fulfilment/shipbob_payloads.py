@@ -86,6 +86,37 @@ def order_body(order: Order, reference: str) -> Json:
     )
 
 
+def address_update_body(order: Order) -> Json:
+    """``PUT /shipment/{id}:updateAddress``: ``street_address1`` and ``city`` required, the rest
+    optional (reference/fulfilment.md, "Editing an order after creation")."""
+    address = order.ship_to
+    if address is None:
+        raise InvalidRequestError("the order has no shipping address")
+    return _drop_empty(
+        {
+            "recipient_name": address.name,
+            "company_name": address.company,
+            "street_address1": address.address1,
+            "street_address2": address.address2,
+            "city": address.city,
+            "state": address.province_code,
+            "zip_code": address.zip,
+            "country_code": address.country_code,
+            "email": order.contact.email,
+            "phone_number": address.phone or order.contact.phone,
+        }
+    )
+
+
+def edit_refusal(data: object) -> str:
+    """Why a 200 edit answer (``{id, is_success, error{code, message}}``) refused, or "" when it
+    succeeded: ShipBob can answer 200 and still refuse."""
+    if not isinstance(data, dict) or data.get("is_success", True):
+        return ""
+    error = data.get("error") or {}
+    return " ".join(p for p in (str(error.get("code") or ""), str(error.get("message") or "")) if p) or "refused"
+
+
 def error_text(details: object) -> str:
     """ShipBob's error body as one line: ``field: message`` pairs, a ProblemDetails or a string."""
     if isinstance(details, dict):

@@ -22,7 +22,7 @@ from integrations.platforms import (
     UnreadableOrder,
     WebhookReport,
 )
-from integrations.shopify import fulfilment, inventory, webhooks
+from integrations.shopify import fulfilment, inventory, order_edits, webhooks
 from integrations.shopify.admin import AdminClient
 from integrations.shopify.orders import parse_order
 
@@ -32,7 +32,7 @@ class ShopifyPlatform(Platform):
 
     @classmethod
     def event_kind(cls, topic: str) -> str:
-        if topic in webhooks.ORDER_TOPICS:
+        if topic in webhooks.ORDER_TOPICS or topic == order_edits.TOPIC:
             return "order"
         if topic in webhooks.LIFECYCLE_TOPICS:
             return "lifecycle"
@@ -48,6 +48,9 @@ class ShopifyPlatform(Platform):
         payload = json.loads(body)
         if not isinstance(payload, dict):
             raise ValueError("order payload is not a JSON object")
+        if topic == order_edits.TOPIC:  # the edit, not the order: read the order as it is now
+            order = order_edits.order_after_edit(self.admin(), order_edits.edited_order_id(payload))
+            return OrderEvent(platform_order_id=order.platform_order_id, order=order)
         order = parse_order(payload)
         return OrderEvent(platform_order_id=order.platform_order_id, order=order)
 

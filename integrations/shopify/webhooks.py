@@ -38,6 +38,7 @@ ACCEPTED_TOPICS = (
     | frozenset(
         {
             "fulfillment_orders/order_routing_complete",
+            "orders/edited",  # the edit only: the order is read back (shopify.order_edits)
             "inventory_items/create",
             "inventory_items/update",
             "inventory_items/delete",

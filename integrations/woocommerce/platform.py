@@ -25,10 +25,10 @@ from integrations.platforms import (
     TrackingWrite,
     WebhookReport,
 )
-from integrations.woocommerce import connect, echoes, inventory, tracking, webhooks
+from integrations.woocommerce import connect, echoes, inventory, refunds, tracking, webhooks
 from integrations.woocommerce.catalogue import Catalogue
 from integrations.woocommerce.client import WooClient
-from integrations.woocommerce.orders import catalogue_ids, line_key, parse_order
+from integrations.woocommerce.orders import CANCEL_STATUSES, catalogue_ids, line_key, parse_order
 
 CACHE_TTL = 3600  # namespaces and tracking providers: an hour (a plugin install shows up within it)
 
@@ -80,6 +80,13 @@ class WooCommercePlatform(Platform):
         """The neutral order, with virtual/downloadable lines marked from the store's catalogue."""
         if isinstance(payload.get("id"), float):
             raise ValueError("order id arrived as a float")
+        if (
+            refunds.has_refunds(payload)
+            and payload.get("status") not in CANCEL_STATUSES
+            and isinstance(payload.get("id"), int)
+        ):
+            # Refunded units are not shipped; which ones only the refunds themselves say.
+            payload = refunds.net_of_refunds(payload, self.client().get(f"orders/{payload['id']}/refunds") or [])
         pairs = catalogue_ids(payload)
         non_shippable = self.catalogue.non_shippable(self.client(), pairs) if pairs else set()
         missing = [

@@ -52,6 +52,10 @@ def dispatch(fake: FakeWooCommerce, request: Request, method: str, namespace: st
         if method == "PUT":
             return w.json_response(st.update_order(order["id"], body))
         return w.json_response(order)
+    if (m := re.fullmatch(r"orders/(\d+)/refunds", route)) and method == "GET":
+        if int(m.group(1)) not in st.orders:
+            return w.wc_error("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
+        return w.json_response(st.refunds.get(int(m.group(1)), []))
     if m := re.fullmatch(r"orders/(\d+)/notes", route):
         oid = int(m.group(1))
         if oid not in st.orders:

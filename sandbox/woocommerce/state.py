@@ -82,6 +82,7 @@ class WooState:
         self.orders: dict[int, JSON] = {}
         self.notes: dict[int, list[JSON]] = {}
         self.trackings: dict[int, list[JSON]] = {}
+        self.refunds: dict[int, list[JSON]] = {}
         self.products: dict[int, JSON] = {}
         self.webhooks: dict[int, Webhook] = {}
         self.keys: list[Key] = [make_key(1)]
@@ -244,6 +245,48 @@ class WooState:
         order["date_modified_gmt"] = order["date_modified"] = self.tick()
         self.fire("order.updated", oid)
         return order
+
+    def refund(self, oid: int, units: dict[str, int], reason: str = "") -> JSON:
+        """A partial refund of ``units`` (SKU → how many) as WooCommerce records it: a refund object
+        with negative line quantities (``GET …/orders/<id>/refunds``), its summary in the order's
+        ``refunds``, the order saved (``woocommerce_order_refunded`` → order.updated)."""
+        order = self.orders[oid]
+        items = []
+        for sku, qty in units.items():
+            line = next(li for li in order["line_items"] if li["sku"] == sku)
+            items.append(
+                {
+                    "id": self.next_id(),
+                    "name": line["name"],
+                    "product_id": line["product_id"],
+                    "variation_id": line["variation_id"],
+                    "quantity": -qty,
+                    "sku": sku,
+                    "total": f"-{qty * 10}.00",
+                    "refund_total": qty * 10,
+                    "meta_data": [],
+                }
+            )
+        refund = {
+            "id": self.next_id(),
+            "date_created_gmt": self.tick(),
+            "amount": f"{sum(-int(i['quantity']) * 10 for i in items)}.00",
+            "reason": reason,
+            "refunded_by": 1,
+            "refunded_payment": False,
+            "meta_data": [],
+            "line_items": items,
+            "shipping_lines": [],
+            "tax_lines": [],
+            "fee_lines": [],
+        }
+        self.refunds.setdefault(oid, []).insert(0, refund)  # newest first, as the REST list is
+        order.setdefault("refunds", []).insert(
+            0, {"id": refund["id"], "reason": reason, "total": f"-{refund['amount']}"}
+        )
+        order["date_modified_gmt"] = order["date_modified"] = self.tick()
+        self.fire("order.updated", oid)
+        return refund
 
     def trash_order(self, oid: int) -> None:
         self.orders[oid]["status"] = "trash"

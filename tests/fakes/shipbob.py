@@ -113,6 +113,7 @@ class FakeShipBob:
             ("GET", re.compile(r"/order/(\d+)"), self._get_order),
             ("POST", re.compile(r"/order/(\d+):cancel"), self._cancel),
             ("POST", re.compile(r"/shipment:batchUpdateTrackingUpload"), self._ack),
+            ("PUT", re.compile(r"/shipment/(\d+):updateAddress"), self._update_address),
             ("GET", re.compile(r"/product"), self._products),
             ("GET", re.compile(r"/inventory-level/locations"), self._levels),
             ("GET", re.compile(r"/location"), self._locations),
@@ -303,6 +304,21 @@ class FakeShipBob:
         if not isinstance(ids, list) or not ids:
             return 400, "shipment_ids must list at least one shipment id", {}
         return 200, self.state.mark_uploaded(ids, bool(body.get("is_tracking_uploaded"))), {}
+
+    def _update_address(self, request: Request, raw: dict[str, str], shipment_id: str) -> Answer:
+        """``{id, is_success, error}``: 400 without ``street_address1``/``city``; a 200 refusal
+        (``CONFLICT``) once the shipment has a label or is cancelled."""
+        body = request.get_json(silent=True) or {}
+        missing = [key for key in ("street_address1", "city") if not body.get(key)]
+        if missing:
+            error = {"code": "VALIDATION_ERROR", "message": f"{', '.join(missing)} is required"}
+            return 400, {"id": int(shipment_id), "is_success": False, "error": error}, {}
+        answer = self.state.update_address(int(shipment_id), body)
+        if answer is None:
+            return 404, {"id": int(shipment_id), "is_success": False, "error": {"code": "NOT_FOUND"}}, {}
+        if answer["is_success"]:
+            self.counters["address_updates"] += 1
+        return 200, answer, {}
 
     def _products(self, request: Request, raw: dict[str, str]) -> Answer:
         return 200, self._page(request, self.state.product_views()), {}

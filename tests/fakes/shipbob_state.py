@@ -327,6 +327,42 @@ class ShipBobState:
                 "canceled_shipment_results": results,
             }
 
+    def update_address(self, shipment_id: int, body: Json) -> Json | None:
+        """Change the recipient of the shipment's order while it has no label and is not cancelled."""
+        with self._lock:
+            shipment = self.shipments.get(shipment_id)
+            if shipment is None:
+                return None
+            if shipment["status"] == "Cancelled" or shipment["tracking"]:
+                error = {"code": "CONFLICT", "message": f"Shipment is {shipment['status']} and can no longer be edited"}
+                return {"id": shipment_id, "is_success": False, "error": error}
+            order = self.orders[shipment["order_id"]]
+            address = {
+                "address1": body["street_address1"],
+                "address2": body.get("street_address2"),
+                "city": body["city"],
+                "state": body.get("state"),
+                "zip_code": body.get("zip_code"),
+                "country": body.get("country_code"),
+                "company_name": body.get("company_name"),
+            }
+            order["recipient"] = {
+                **order["recipient"],
+                "name": body.get("recipient_name") or order["recipient"].get("name"),
+                "address": {k: v for k, v in address.items() if v},
+            }
+            shipment["last_update_at"] = _now()
+            return {"id": shipment_id, "is_success": True, "error": None}
+
+    def live_orders(self, reference_prefix: str = "") -> list[Json]:
+        """Orders not cancelled (whose reference starts with ``reference_prefix``)."""
+        with self._lock:
+            return [
+                copy.deepcopy(o)
+                for o in self.orders.values()
+                if o["status"] != "Cancelled" and o["reference_id"].startswith(reference_prefix)
+            ]
+
     def mark_uploaded(self, shipment_ids: list[Any], flag: bool) -> Json:
         """``batchUpdateTrackingUpload``'s reply: camelCase, one result per id, and a summary."""
         with self._lock:

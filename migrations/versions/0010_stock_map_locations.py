@@ -1,8 +1,8 @@
 """the SKU map keeps an entry per item and shop location, so a stock mapping onto several
 locations does not re-read the whole catalogue for each one at every sync
 
-Revision ID: 0011_stock_map_locations
-Revises: 0008_reconcile
+Revision ID: 0010_stock_map_locations
+Revises: 0009_fulfilment_service
 
 ``stock_sku_map`` was unique on (shop, item) with the one location its ``stocked`` flag was read
 at; it becomes unique on (shop, item, location): one row per location the map was read at.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_stock_map_locations"
+revision = "0010_stock_map_locations"
 down_revision = "0009_fulfilment_service"
 branch_labels = None
 depends_on = None
