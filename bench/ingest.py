@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -182,6 +183,44 @@ def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     raise SystemExit(f"{command} did not answer /healthz")
 
 
+class CpuMeter:
+    """CPU time (user + system) gunicorn and its workers spend while it runs, sampled every 0.2 s
+    so that workers recycled by ``max_requests`` meanwhile still count (up to their last sample)."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.parent = psutil.Process(pid)
+        self.first: dict[int, float] = self._sample()
+        self.last: dict[int, float] = dict(self.first)
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> dict[int, float]:
+        import psutil
+
+        found = {}
+        for proc in [self.parent, *self.parent.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            found[proc.pid] = times.user + times.system
+        return found
+
+    def _poll(self) -> None:
+        while self.running:
+            self.last.update(self._sample())
+            time.sleep(0.2)
+
+    def stop(self) -> float:
+        self.running = False
+        self.thread.join()
+        self.last.update(self._sample())
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -195,13 +234,15 @@ def measure(name: str, command: list[str], env: dict[str, str], args: argparse.N
     proc = serve(command, env, port)
     try:
         wrk(port, args.warmup, args.connections, ctx["parts"], ctx["ids"], ctx["work"])
+        meter = CpuMeter(proc.pid)
         peak = wrk(port, args.duration, args.connections, ctx["parts"], ctx["ids"], ctx["work"])
+        peak["cpu_ms"] = meter.stop() * 1000 / max(1, peak["requests"])
         half = open_loop_run(port, peak["rate"] / 2, args.half_duration, ctx["parts"], ctx["ids"])
     finally:
         stop(proc)
     print(
         f"{name:<22} {peak['rate']:8.0f}/s  p50 {peak['p50_us'] / 1000:6.1f} ms  p99 {peak['p99_us'] / 1000:7.1f} ms"
-        f"  max {peak['max_us'] / 1000:7.1f} ms  errors {peak['errors']}"
+        f"  max {peak['max_us'] / 1000:7.1f} ms  errors {peak['errors']}  cpu {peak['cpu_ms']:.2f} ms/req"
         f" | at {half['rate']:.0f}/s open loop: p50 {half['p50_ms']:.1f} ms  p99 {half['p99_ms']:.1f} ms"
         f"  max {half['max_ms']:.1f} ms  errors {half['errors']}",
         flush=True,
