@@ -71,7 +71,7 @@ def route(
     options["meta"] = {**(options.get("meta") or {}), "shop_id": shop_id}
     try:
         waiting = admit(runtime.redis, shop_id, job_id)
-        if share and waiting > share and prune(runtime.redis, shop_id) > share:
+        if share and waiting > share and prune(runtime.redis, shop_id, waiting) > share:
             return queue + BULK_SUFFIX, options
     except redis.RedisError as exc:  # the enqueue that follows will say whether Redis is really gone
         log.warning("fair share not applied to %s: %s", job_id, type(exc).__name__)
@@ -96,12 +96,13 @@ def backlog(client: redis.Redis, shop_id: int) -> int:
     return int(client.zcard(backlog_key(shop_id)))
 
 
-def prune(client: redis.Redis, shop_id: int) -> int:
+def prune(client: redis.Redis, shop_id: int, size: int | None = None) -> int:
     """Drop backlog entries whose job is gone or ended without a release (a worker killed mid-job,
-    a Redis failover), at most every ``PRUNE_EVERY_SECONDS`` per shop; the backlog's size."""
+    a Redis failover), at most every ``PRUNE_EVERY_SECONDS`` per shop; the backlog's size
+    (``size`` when the caller has just read it and it is not time to prune)."""
     key = backlog_key(shop_id)
     if not client.set(f"{PRUNE_PREFIX}{shop_id}", "1", nx=True, ex=PRUNE_EVERY_SECONDS):
-        return int(client.zcard(key))
+        return size if size is not None else int(client.zcard(key))
     client.zremrangebyscore(key, 0, time.time() - FORGET_AFTER_SECONDS)
     # Entries younger than a few seconds may belong to an enqueue still in flight (added here
     # before RQ stores the job): never judged.

@@ -16,11 +16,12 @@ filed under another shop. Works on PostgreSQL and SQLite (3.35+, for RETURNING).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -53,30 +54,43 @@ class InboxConflict(RuntimeError):
     """A repeat whose first row could not be found, attempt after attempt (it keeps being deleted)."""
 
 
-def shop_by_domain(platform: str, domain: str) -> ColumnElement[bool]:
-    """Which shop a delivery is for, when the sender names it by domain (Shopify)."""
-    return and_(Shop.platform == platform, Shop.domain == domain)
+@dataclass(frozen=True)
+class ShopRef:
+    """Which shop a delivery is for: by ``domain`` (platform and domain) or by ``id``."""
+
+    by: str
+    params: Mapping[str, Any]
+
+    def where(self) -> ColumnElement[bool]:
+        if self.by == "domain":
+            return and_(Shop.platform == self.params["shop_platform"], Shop.domain == self.params["shop_domain"])
+        return Shop.id == self.params["shop_id"]
 
 
-def shop_by_id(shop_id: int) -> ColumnElement[bool]:
-    """Which shop, when the receiver already knows it (verified with that shop's own secret)."""
-    return Shop.id == shop_id
+def shop_by_domain(platform: str, domain: str) -> ShopRef:
+    """The sender names the shop by its domain (Shopify)."""
+    return ShopRef("domain", {"shop_platform": platform, "shop_domain": domain})
 
 
-def store(engine: Engine, delivery: Delivery, shop: ColumnElement[bool]) -> Stored | None:
+def shop_by_id(shop_id: int) -> ShopRef:
+    """The receiver already knows the shop (verified with that shop's own secret)."""
+    return ShopRef("id", {"shop_id": shop_id})
+
+
+def store(engine: Engine, delivery: Delivery, shop: ShopRef) -> Stored | None:
     """Store ``delivery`` for the shop ``shop`` selects, committed before this returns; None when
     no shop matches (nothing stored). Concurrent copies of one delivery cannot both get in: the
     unique constraints decide, and the loser gets the winner's row as a repeat."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for _ in range(_ATTEMPTS):
             try:
-                row = conn.execute(_insert(engine, delivery, shop)).first()
+                row = _insert(conn, delivery, shop)
             except IntegrityError:
                 # The shop was deleted between our statement's read and its foreign-key check.
                 continue
             if row is not None:
                 return Stored(row.id, row.shop_id, new=True, needs_job=True)
-            shop_id = conn.scalar(select(Shop.id).where(shop))
+            shop_id = conn.scalar(select(Shop.id).where(shop.where()))
             if shop_id is None:
                 return None
             existing = _first_copy(conn, delivery, shop_id)
@@ -85,10 +99,30 @@ def store(engine: Engine, delivery: Delivery, shop: ColumnElement[bool]) -> Stor
     raise InboxConflict(f"delivery {delivery.delivery_key!r} conflicts with a row that keeps disappearing")
 
 
-def _insert(engine: Engine, delivery: Delivery, shop: ColumnElement[bool]) -> Any:
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+_COLUMNS = ("source", "delivery_key", "event_key", "topic", "headers", "body", "status", "attempts", "received_at")
+
+
+@functools.cache
+def _insert_statement(dialect: str, by: str) -> Any:
+    """The insert, built once per dialect and way of naming the shop (``domain`` or ``id``), its
+    values bound at execution: no statement is built, nor its cache key computed, per delivery."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = WebhookEvent.__table__
-    values = {
+    values = [bindparam(name, type_=table.c[name].type).label(name) for name in _COLUMNS]
+    if by == "domain":
+        shop = and_(Shop.platform == bindparam("shop_platform"), Shop.domain == bindparam("shop_domain"))
+    else:
+        shop = Shop.id == bindparam("shop_id")
+    return (
+        insert(table)
+        .from_select([*_COLUMNS, "shop_id"], select(*values, Shop.id).where(shop))
+        .on_conflict_do_nothing()  # any unique constraint: the delivery key or the event key
+        .returning(table.c.id, table.c.shop_id)
+    )
+
+
+def _insert(conn: Connection, delivery: Delivery, shop: ShopRef) -> Any:
+    params = {
         "source": delivery.source,
         "delivery_key": delivery.delivery_key,
         "event_key": delivery.event_key,
@@ -98,15 +132,9 @@ def _insert(engine: Engine, delivery: Delivery, shop: ColumnElement[bool]) -> An
         "status": "received",
         "attempts": 0,
         "received_at": utcnow(),
+        **shop.params,
     }
-    columns = [literal(value, table.c[name].type).label(name) for name, value in values.items()]
-    rows = select(*columns, Shop.id.label("shop_id")).where(shop)
-    return (
-        insert(table)
-        .from_select([*values, "shop_id"], rows)
-        .on_conflict_do_nothing()  # any unique constraint: the delivery key or the event key
-        .returning(table.c.id, table.c.shop_id)
-    )
+    return conn.execute(_insert_statement(conn.dialect.name, shop.by), params).first()
 
 
 def _first_copy(conn: Connection, delivery: Delivery, shop_id: int) -> Any:

@@ -180,7 +180,7 @@ def shopify():  # type: ignore[no-untyped-def]
 def _known_shop(domain: str, topic: str) -> None:
     """Refuse a delivery of a topic we do not handle for a shop we do not know (404, as any)."""
     with runtime().sessions() as session:
-        known = session.scalar(select(Shop.id).where(inbox.shop_by_domain("shopify", domain)))
+        known = session.scalar(select(Shop.id).where(inbox.shop_by_domain("shopify", domain).where()))
     if known is None:
         raise WebhookRejected(f"shop {domain} is not installed", 404)
 
