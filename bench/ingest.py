@@ -137,7 +137,6 @@ def production_env(database_url: str, redis_url: str, port: int) -> dict[str, st
         SHOPIFY_API_SECRET=SECRET,
         PORT=str(port),
         RELAIS_BIND=f"127.0.0.1:{port}",
-        LOG_LEVEL="WARNING",
         PATH=f"{ROOT / '.venv/bin'}:{os.environ.get('PATH', '')}",
     )
     return env

@@ -70,8 +70,8 @@ def route(
         return queue, options
     options["meta"] = {**(options.get("meta") or {}), "shop_id": shop_id}
     try:
-        waiting = admit(runtime.redis, shop_id, job_id)
-        if share and waiting > share and prune(runtime.redis, shop_id, waiting) > share:
+        waiting, pruned_lately = _admit(runtime.redis, shop_id, job_id)
+        if share and waiting > share and (pruned_lately or prune(runtime.redis, shop_id, waiting) > share):
             return queue + BULK_SUFFIX, options
     except redis.RedisError as exc:  # the enqueue that follows will say whether Redis is really gone
         log.warning("fair share not applied to %s: %s", job_id, type(exc).__name__)
@@ -80,10 +80,18 @@ def route(
 
 def admit(client: redis.Redis, shop_id: int, job_id: str) -> int:
     """Add the job to its shop's backlog (once, whatever the repeats); the backlog's size."""
+    return _admit(client, shop_id, job_id)[0]
+
+
+def _admit(client: redis.Redis, shop_id: int, job_id: str) -> tuple[int, bool]:
+    """``admit``, and whether the shop's backlog was pruned lately: a shop over its share, whose
+    every enqueue asks, learns it is not yet time to prune in the same round trip."""
     with client.pipeline(transaction=False) as pipe:
         pipe.zadd(backlog_key(shop_id), {job_id: time.time()}, nx=True)
         pipe.zcard(backlog_key(shop_id))
-        return int(pipe.execute()[1])
+        pipe.exists(f"{PRUNE_PREFIX}{shop_id}")
+        _, size, pruned_lately = pipe.execute()
+    return int(size), bool(pruned_lately)
 
 
 def release(client: redis.Redis, shop_id: int | None, job_id: str) -> None:
