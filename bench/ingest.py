@@ -170,15 +170,16 @@ def procfile(kind: str) -> str:
 
 def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(200):
+    for _ in range(600):
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             pass
         if proc.poll() is not None:
             raise SystemExit(f"{command} exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
         time.sleep(0.1)
+    stop(proc)
     raise SystemExit(f"{command} did not answer /healthz")
 
 
