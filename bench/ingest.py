@@ -6,8 +6,9 @@ Both are served by gunicorn exactly as the Procfile's ``web`` line starts Relais
 and optionally SQLite). Each receives signed, distinct ``orders/paid`` deliveries of ~8 KB:
 
 1. closed loop, ``wrk`` with 32 connections: 5 s warm-up, then 20 s measured → peak rate,
-   p50/p99/max, errors; Relais' rate over the bare app's is the ratio that counts (the machine
-   may be shared: the load average is printed at the start and the end);
+   p50/p99/max, errors, and the CPU gunicorn spent per request; Relais' rate over the bare app's
+   is the ratio that counts (the machine may be shared: the load average is printed at the start
+   and the end);
 2. open loop at half of that peak, on a fixed schedule (``bench/open_loop.py``), latency measured
    from each request's due time → p50/p99/max, errors.
 
