@@ -13,7 +13,9 @@ another owner sees nothing of it. Web requests clear it when they start (``web.m
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 from rq import get_current_job
@@ -37,6 +39,18 @@ def bind(**ids: int | str | None) -> None:
     kept = dict(values) if current_owner is owner else {}
     kept.update({name: value for name, value in ids.items() if value is not None})
     _bound.set((owner, kept))
+
+
+@contextlib.contextmanager
+def bound(**ids: int | str | None) -> Iterator[None]:
+    """``bind`` for the block only: what was bound before is back after it (a request binding a
+    shop for one enqueue must not leave it to whatever its thread runs next)."""
+    before = _bound.get()
+    bind(**ids)
+    try:
+        yield
+    finally:
+        _bound.set(before)
 
 
 def clear() -> None:

@@ -74,16 +74,25 @@ def _encodable(token: str) -> bool:
 
 def parse(body: bytes) -> Any:
     """``check`` then parse (``NaN``/``Infinity`` refused); raises ``WebhookRejected`` (400)."""
-    text = check(body)
-    try:
-        return json.loads(text, parse_constant=_constant)
-    except ValueError:
-        raise WebhookRejected("body is not JSON", 400) from None
+    return _loads(check(body))
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
     """``parse``, requiring a JSON object (every webhook we accept is one)."""
-    payload = parse(body)
+    return object_of(check(body))
+
+
+def object_of(text: str) -> dict[str, Any]:
+    """Text ``check`` has passed, parsed, required to be a JSON object (a receiver that checked
+    the body on reading it does not pay for the check twice)."""
+    payload = _loads(text)
     if not isinstance(payload, dict):
         raise WebhookRejected("body is not a JSON object", 400)
     return payload
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_constant)
+    except ValueError:
+        raise WebhookRejected("body is not JSON", 400) from None

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BACKLOG_PREFIX = "relais:fair:backlog:"
 PRUNE_PREFIX = "relais:fair:prune:"
 PRUNE_EVERY_SECONDS = 30  # at most one liveness check of a big shop's backlog per this
+PRUNE_BATCH = 200  # backlog entries judged per round trip
 SETTLE_SECONDS = 10
 FORGET_AFTER_SECONDS = 2 * 86400  # an entry this old is dropped whatever its job says
 _ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
@@ -70,8 +71,8 @@ def route(
         return queue, options
     options["meta"] = {**(options.get("meta") or {}), "shop_id": shop_id}
     try:
-        waiting = admit(runtime.redis, shop_id, job_id)
-        if share and waiting > share and prune(runtime.redis, shop_id) > share:
+        waiting, pruned_lately = _admit(runtime.redis, shop_id, job_id)
+        if share and waiting > share and (pruned_lately or prune(runtime.redis, shop_id, waiting, share) > share):
             return queue + BULK_SUFFIX, options
     except redis.RedisError as exc:  # the enqueue that follows will say whether Redis is really gone
         log.warning("fair share not applied to %s: %s", job_id, type(exc).__name__)
@@ -80,10 +81,18 @@ def route(
 
 def admit(client: redis.Redis, shop_id: int, job_id: str) -> int:
     """Add the job to its shop's backlog (once, whatever the repeats); the backlog's size."""
+    return _admit(client, shop_id, job_id)[0]
+
+
+def _admit(client: redis.Redis, shop_id: int, job_id: str) -> tuple[int, bool]:
+    """``admit``, and whether the shop's backlog was pruned lately: a shop over its share, whose
+    every enqueue asks, learns it is not yet time to prune in the same round trip."""
     with client.pipeline(transaction=False) as pipe:
         pipe.zadd(backlog_key(shop_id), {job_id: time.time()}, nx=True)
         pipe.zcard(backlog_key(shop_id))
-        return int(pipe.execute()[1])
+        pipe.exists(f"{PRUNE_PREFIX}{shop_id}")
+        _, size, pruned_lately = pipe.execute()
+    return int(size), bool(pruned_lately)
 
 
 def release(client: redis.Redis, shop_id: int | None, job_id: str) -> None:
@@ -96,24 +105,37 @@ def backlog(client: redis.Redis, shop_id: int) -> int:
     return int(client.zcard(backlog_key(shop_id)))
 
 
-def prune(client: redis.Redis, shop_id: int) -> int:
+def prune(client: redis.Redis, shop_id: int, size: int | None = None, enough: int | None = None) -> int:
     """Drop backlog entries whose job is gone or ended without a release (a worker killed mid-job,
-    a Redis failover), at most every ``PRUNE_EVERY_SECONDS`` per shop; the backlog's size."""
+    a Redis failover), at most every ``PRUNE_EVERY_SECONDS`` per shop; the backlog's size
+    (``size`` when the caller has just read it and it is not time to prune).
+
+    Entries are judged oldest first, ``PRUNE_BATCH`` at a time, and judging stops once more than
+    ``enough`` of them are live: the caller only asks whether the shop is over its share, so a
+    shop with 10,000 jobs waiting costs one batch, not 10,000 reads in the request that prunes."""
     key = backlog_key(shop_id)
     if not client.set(f"{PRUNE_PREFIX}{shop_id}", "1", nx=True, ex=PRUNE_EVERY_SECONDS):
-        return int(client.zcard(key))
+        return size if size is not None else int(client.zcard(key))
     client.zremrangebyscore(key, 0, time.time() - FORGET_AFTER_SECONDS)
     # Entries younger than a few seconds may belong to an enqueue still in flight (added here
     # before RQ stores the job): never judged.
-    settled = [m.decode() for m in client.zrangebyscore(key, 0, time.time() - SETTLE_SECONDS)]
-    with client.pipeline(transaction=False) as pipe:
-        for job_id in settled:
-            pipe.hget(Job.key_for(job_id), "status")
-        statuses = pipe.execute()
-    ended = [job_id for job_id, status in zip(settled, statuses, strict=True) if status is None or status in _ENDED]
-    if ended:
-        client.zrem(key, *ended)
-        log.info("fair share: %d ended jobs dropped from shop %s's backlog", len(ended), shop_id)
+    settled_before = time.time() - SETTLE_SECONDS
+    live = dropped = 0
+    while enough is None or live <= enough:
+        batch = [m.decode() for m in client.zrangebyscore(key, 0, settled_before, start=live, num=PRUNE_BATCH)]
+        if not batch:
+            break
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in batch:
+                pipe.hget(Job.key_for(job_id), "status")
+            statuses = pipe.execute()
+        ended = [job_id for job_id, status in zip(batch, statuses, strict=True) if status is None or status in _ENDED]
+        if ended:
+            client.zrem(key, *ended)
+        live += len(batch) - len(ended)  # the ended ones left the set: the next batch starts after the live
+        dropped += len(ended)
+    if dropped:
+        log.info("fair share: %d ended jobs dropped from shop %s's backlog", dropped, shop_id)
     return int(client.zcard(key))
 
 

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from jobs import edits, states
 from jobs.orders import FollowUp, enqueue_follow_ups
-from jobs.queues import enqueue_once, job_is_live, listed_snapshot
+from jobs.queues import enqueue_new, enqueue_once, job_is_live, listed_snapshot
 from jobs.runtime import Runtime, get_runtime
 from jobs.tracking import enqueue_write, tracking_key
 from store.models import Order, Shipment, WebhookEvent, utcnow
@@ -44,16 +44,19 @@ EVENT_RETRY = (5, 30, 120, 600, 1800)
 
 def enqueue_event(runtime: Runtime, event_id: int) -> bool:
     """Enqueue the inbox row's job (deterministic id ``event-<id>``); False if already live."""
+    return enqueue_once(runtime, "webhooks", "jobs.events.process_event", event_id, **_event_job(event_id))
+
+
+def enqueue_new_event(runtime: Runtime, event_id: int) -> bool:
+    """``enqueue_event`` for an inbox row the caller inserted just now (``jobs.queues.enqueue_new``:
+    no job can exist for it, so none is looked for)."""
+    return enqueue_new(runtime, "webhooks", "jobs.events.process_event", event_id, **_event_job(event_id))
+
+
+def _event_job(event_id: int) -> dict[str, Any]:
     from rq import Retry
 
-    return enqueue_once(
-        runtime,
-        "webhooks",
-        "jobs.events.process_event",
-        event_id,
-        job_id=f"event-{event_id}",
-        retry=Retry(max=len(EVENT_RETRY), interval=list(EVENT_RETRY)),
-    )
+    return {"job_id": f"event-{event_id}", "retry": Retry(max=len(EVENT_RETRY), interval=list(EVENT_RETRY))}
 
 
 def rescue_overdue(runtime: Runtime) -> int:

@@ -128,6 +128,21 @@ def enqueue_once(runtime: Runtime, queue: str, func: str, *args: Any, job_id: st
     return True
 
 
+def enqueue_new(runtime: Runtime, queue: str, func: str, *args: Any, job_id: str, **options: Any) -> bool:
+    """Enqueue the job of a row inserted just now, whose job cannot exist yet: no liveness check
+    and no fetch of an old job, one atomic unique enqueue. Should RQ still hold a job under this
+    id (a stale one: a reused SQLite row id, a Redis kept across a database reset), it falls back
+    to ``enqueue_once``, which judges that job. True when enqueued now."""
+    if "rate_limit" in options:  # RQ refuses unique=True with a rate limit: only the checked path
+        return enqueue_once(runtime, queue, func, *args, job_id=job_id, **options)
+    routed, routed_options = fairness.route(runtime, queue, func, args, job_id, options)
+    try:
+        runtime.queue(routed).enqueue(func, *args, job_id=job_id, unique=True, **routed_options)
+    except DuplicateJobError:
+        return enqueue_once(runtime, queue, func, *args, job_id=job_id, **options)
+    return True
+
+
 def next_retry(runtime: Runtime, retry_after: float | None) -> Retry | None:
     """The ``Retry`` a job returns to run again after a transient failure, or None when the
     current job has used all its retries. The wait grows with each retry (RELAIS_RETRY_BACKOFF);

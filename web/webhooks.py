@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify, request
-from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from config import log_context
 from integrations import fulfilment, jsonbody
 from integrations.errors import ConfigError, WebhookRejected
 from integrations.fulfilment.reference import parse_reference
 from integrations.shopify import webhooks as shopify_webhooks
-from jobs.maintenance import enqueue_event
+from jobs.maintenance import enqueue_event, enqueue_new_event
 from jobs.parties import provider_for
-from store import metrics
-from store.models import Shop, WebhookEvent
+from store import inbox, metrics
+from store.models import Shop
 from web import runtime
 
 try:  # gunicorn's body reader raises its own errors on bad chunked encoding (not OSError)
@@ -99,12 +100,15 @@ def raw_body() -> bytes:
     if request.content_length is not None and len(body) != request.content_length:
         # gunicorn marks its input terminated, so Werkzeug reads to EOF without comparing.
         raise WebhookRejected("request body is malformed or incomplete", 400)
-    jsonbody.check(body)
+    g.relais_checked_body = (body, jsonbody.check(body))
     return body
 
 
 def require_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object (bounded parse, see ``integrations.jsonbody``); 400 otherwise."""
+    checked, text = g.get("relais_checked_body", (None, ""))
+    if checked is body:  # raw_body checked these very bytes: parse its text
+        return jsonbody.object_of(text)
     return jsonbody.parse_object(body)
 
 
@@ -115,47 +119,31 @@ def _kept_headers() -> dict[str, str]:
 def store_delivery(
     source: str, delivery_key: str, shop_id: int, topic: str, body: bytes, event_key: str | None = None
 ) -> tuple[int, bool]:
-    """Insert the inbox row and commit; (id, needs a job). A repeat delivery returns the first row,
-    needing a job again only if the first one was never enqueued. Every receiver uses this.
-
-    ``event_key`` names the platform's event when deliveries of one event can carry different
-    delivery keys (Shopify: one delivery per matching subscription, the same X-Shopify-Event-Id):
-    the second copy is then a repeat too. The unique constraints decide, so concurrent copies
-    cannot both get in."""
-    rt = runtime()
-    with rt.sessions() as session:
-        event = WebhookEvent(
-            source=source,
-            delivery_key=delivery_key,
-            event_key=event_key,
-            shop_id=shop_id,
-            topic=topic,
-            headers=_kept_headers(),
-            body=body,
-        )
-        session.add(event)
-        try:
-            session.commit()
-            return event.id, True
-        except IntegrityError:
-            session.rollback()
-        same = WebhookEvent.delivery_key == delivery_key
-        if event_key is not None:
-            same = or_(same, and_(WebhookEvent.shop_id == shop_id, WebhookEvent.event_key == event_key))
-        existing = session.execute(
-            select(WebhookEvent.id, WebhookEvent.status)
-            .where(WebhookEvent.source == source, same)
-            .order_by(WebhookEvent.id)
-            .limit(1)
-        ).one()
-        return existing.id, existing.status == "received"
+    """Store a delivery for a shop the receiver has verified, committed, and enqueue its job when
+    it needs one; (id, needs a job). A repeat delivery returns the first row. Every receiver but
+    Shopify's uses this (``store.inbox``: one statement, the unique constraints decide)."""
+    delivery = inbox.Delivery(source, delivery_key, topic, body, _kept_headers(), event_key)
+    stored = inbox.store(runtime().engine, delivery, inbox.shop_by_id(shop_id))
+    if stored is None:  # deleted since the receiver found it (shop/redact): nobody to store it for
+        raise WebhookRejected(f"shop {shop_id} does not exist any more", 404)
+    enqueue_stored(stored)
+    return stored.event_id, stored.needs_job
 
 
-def enqueue_stored(event_id: int) -> None:
+def enqueue_stored(stored: inbox.Stored) -> None:
+    """Enqueue the stored delivery's job, if it needs one. The row is committed: should Redis
+    fail now, the answer is still 200 and the sweep (``jobs.maintenance.sweep``) enqueues it.
+    The shop is bound first, so per-shop fairness (``jobs.fairness``) needs no lookup."""
+    if not stored.needs_job:
+        return
     try:
-        enqueue_event(runtime(), event_id)
+        with log_context.bound(shop_id=stored.shop_id, event_id=stored.event_id):
+            if stored.new:
+                enqueue_new_event(runtime(), stored.event_id)
+            else:
+                enqueue_event(runtime(), stored.event_id)
     except Exception:
-        log.exception("event %s stored but not enqueued; the sweep will enqueue it", event_id)
+        log.exception("event %s stored but not enqueued; the sweep will enqueue it", stored.event_id)
 
 
 @blueprint.post("/webhooks/shopify")
@@ -173,28 +161,37 @@ def shopify():  # type: ignore[no-untyped-def]
     if not (topic and domain and webhook_id):
         raise WebhookRejected("missing topic, shop domain or webhook id header", 400)
     require_json_object(body)
-    with runtime().sessions() as session:
-        shop = session.execute(
-            select(Shop).where(Shop.platform == "shopify", Shop.domain == domain)
-        ).scalar_one_or_none()
-        if shop is None:
-            if topic in shopify_webhooks.LIFECYCLE_TOPICS:
-                # Nothing is kept for a shop we do not know (never installed, or already redacted):
-                # a privacy request or uninstall is then complete; refusing it would only make
-                # Shopify retry it for hours.
-                return jsonify(status="ignored", reason=f"no data held for {domain}"), 200
-            raise WebhookRejected(f"shop {domain} is not installed", 404)
-        shop_id = shop.id
     if topic not in shopify_webhooks.ACCEPTED_TOPICS:
+        _known_shop(domain, topic)  # lifecycle topics are all handled: 404 is the only refusal
         return jsonify(status="ignored", reason=f"topic {topic} not handled"), 200
     # The same event reaches us once per matching subscription (different webhook ids): keyed on
     # X-Shopify-Event-Id too, per topic, it is stored and processed once.
     shopify_event = shopify_webhooks.header(request.headers, "Event-Id").strip()
     event_key = f"{topic}:{shopify_event}"[:255] if shopify_event else None
-    event_id, needs_job = store_delivery("shopify", f"{domain}:{webhook_id}", shop_id, topic, body, event_key=event_key)
-    if needs_job:
-        enqueue_stored(event_id)
-    return jsonify(status="accepted", event_id=event_id), 200
+    delivery = inbox.Delivery("shopify", f"{domain}:{webhook_id}", topic, body, _kept_headers(), event_key)
+    # One statement finds the shop and stores the delivery (``store.inbox``): none is cached.
+    stored = inbox.store(runtime().engine, delivery, inbox.shop_by_domain("shopify", domain))
+    if stored is None:
+        return _unknown_shop(domain, topic)
+    enqueue_stored(stored)
+    return jsonify(status="accepted", event_id=stored.event_id), 200
+
+
+def _known_shop(domain: str, topic: str) -> None:
+    """Refuse a delivery of a topic we do not handle for a shop we do not know (404, as any)."""
+    with runtime().sessions() as session:
+        known = session.scalar(select(Shop.id).where(inbox.shop_by_domain("shopify", domain).where()))
+    if known is None:
+        raise WebhookRejected(f"shop {domain} is not installed", 404)
+
+
+def _unknown_shop(domain: str, topic: str):  # type: ignore[no-untyped-def]
+    if topic in shopify_webhooks.LIFECYCLE_TOPICS:
+        # Nothing is kept for a shop we do not know (never installed, or already redacted): a
+        # privacy request or uninstall is then complete; refusing it would only make Shopify
+        # retry it for hours.
+        return jsonify(status="ignored", reason=f"no data held for {domain}"), 200
+    raise WebhookRejected(f"shop {domain} is not installed", 404)
 
 
 # Longest webhook token accepted in a URL (``store.models.new_webhook_token`` makes 32 characters);
@@ -257,7 +254,5 @@ def provider_webhook(provider: str, token: str | None = None):  # type: ignore[n
         shop_id = _verified_shop(provider, body, shop_id=parsed[0])
     require_json_object(body)
     topic = cls.webhook_topic(request.headers, body) or "unknown"
-    event_id, needs_job = store_delivery(provider, f"{shop_id}:{delivery_id}", shop_id, topic, body)
-    if needs_job:
-        enqueue_stored(event_id)
+    event_id, _ = store_delivery(provider, f"{shop_id}:{delivery_id}", shop_id, topic, body)
     return jsonify(status="accepted", event_id=event_id), 200

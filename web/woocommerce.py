@@ -43,7 +43,7 @@ from store.shops import provider_names
 from store.sync_models import ShopSync, tell_merchant
 from store.woocommerce_models import claim_state, find_state, issue_state, register_store
 from web import runtime
-from web.webhooks import enqueue_stored, raw_body, require_json_object, store_delivery
+from web.webhooks import raw_body, require_json_object, store_delivery
 from web.woocommerce_access import ConnectAccess, connect_access
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ def webhook(shop_id: int):  # type: ignore[no-untyped-def]
     if topic.endswith(".updated") and echoes.is_echo(rt.redis, shop_id, resource, payload):
         return jsonify(status="ignored", reason="echo of our own write"), 200
     key = wc.delivery_key(shop_id, topic, payload, body, request.headers.get(wc.DELIVERY_HEADER, ""))
-    event_id, needs_job = store_delivery("woocommerce", key, shop_id, topic, body)
-    if needs_job:
-        enqueue_stored(event_id)
+    event_id, _ = store_delivery("woocommerce", key, shop_id, topic, body)
     return jsonify(status="accepted", event_id=event_id), 200
 
 
