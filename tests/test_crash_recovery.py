@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from jobs.maintenance import enqueue_event
 from jobs.runtime import Runtime
+from jobs.scheduling import MARKER_KEY
 from sandbox.demo import CUSTOMERS, demo_order
 from store.db import transaction
 from store.models import Order, WebhookEvent
@@ -231,6 +232,9 @@ def test_retries_lost_in_a_redis_flush_are_restored_and_run_within_seconds(runti
     paid_order(runtime, provider)
     worker = workers(RELAIS_RETRY_BACKOFF="30")  # default sweep age and interval (60 s)
     wait_for(lambda: retry_scheduled(runtime) and provider.calls, 60, "a push retry scheduled", worker)
+    # A flush is noticed as the scheduler's marker key vanishing: the flush must come after its
+    # first tick wrote it (under load that tick can lag the first retry by a second or two).
+    wait_for(lambda: bool(runtime.redis.exists(MARKER_KEY)), 30, "the scheduler's first tick", worker)
     provider.status = 201
     runtime.redis.flushall()
     recovered = wait_for(lambda: order_state(runtime) == "pushed", 30, "the order pushed after the flush", worker)
