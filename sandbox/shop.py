@@ -228,8 +228,9 @@ def _set_stock(shop: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"inventoryAdjustmentGroup": {"id": f"gid://shopify/InventoryAdjustmentGroup/{number}"}, "userErrors": []}
 
 
-def _locations() -> dict[str, Any]:
-    """A one-location store, as a new Shopify shop is."""
+def _locations(shop: str) -> dict[str, Any]:
+    """A one-location store, as a new Shopify shop is, plus the fulfilment service's location
+    once Relais has created one (Shopify lists a service's location with the others)."""
     node = {
         "id": SANDBOX_LOCATION,
         "name": SANDBOX_LOCATION_NAME,
@@ -237,7 +238,11 @@ def _locations() -> dict[str, Any]:
         "fulfillsOnlineOrders": True,
         "isFulfillmentService": False,
     }
-    return {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [node]}
+    nodes = [node]
+    own = service.service_location(runtime().redis, shop)
+    if own:
+        nodes.append({**node, **own, "isFulfillmentService": True})
+    return {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": sorted(nodes, key=lambda n: n["name"])}
 
 
 def _risk(shop: str, order_gid: str) -> dict[str, Any] | None:
@@ -300,7 +305,7 @@ def graphql(shop: str, version: str):  # type: ignore[no-untyped-def]
     elif name == "RelaisStockLevels":
         data = {"nodes": _stock_levels(shop, variables.get("ids") or [])}
     elif name == "RelaisLocations":
-        data = {"locations": _locations()}
+        data = {"locations": _locations(shop)}
     elif name == "RelaisOrderRisk":
         data = {"order": _risk(shop, variables["id"])}
     elif name == "RelaisSetStock":

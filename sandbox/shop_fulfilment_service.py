@@ -69,6 +69,12 @@ def location_of(redis: Redis, shop: str, default: str) -> str:
     return SERVICE_LOCATION if redis.exists(_service_key(shop)) else default
 
 
+def service_location(redis: Redis, shop: str) -> dict[str, str] | None:
+    """The service's location as ``locations`` lists it (named after the service), if any."""
+    name = redis.hget(_service_key(shop), "serviceName")
+    return {"id": SERVICE_LOCATION, "name": name.decode()} if name else None
+
+
 def request_status(redis: Redis, shop: str, order_id: str) -> str:
     raw = redis.hget(_fo_key(shop), order_id)
     return raw.decode() if raw else "UNSUBMITTED"
