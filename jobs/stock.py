@@ -11,6 +11,10 @@ Shopify's own quantities are read solely as the basis of the next compare-and-se
 reads, read-backs after a refusal), and ``inventory_levels/update`` deliveries, which our writes
 cause, are not subscribed to or routed anywhere (``ShopifyPlatform.event_kind``).
 
+A large catalogue's SKU map is read by a platform-side export (``jobs.stock_bulk``): a run that
+starts one, or finds it still running, ends as ``waiting`` and the job ``await_export`` brings
+the sync back once it has finished.
+
 The cron scheduler runs ``enqueue_due`` every minute; it enqueues ``sync_shop`` for each active
 shop whose ``stock_interval_minutes`` has passed, under the job id ``stock-sync-<shop>``, so
 runs of one shop never overlap (a Redis lock also covers ``flask stock sync``).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +38,7 @@ from sqlalchemy.orm import Session
 from integrations.errors import ConfigError, RelaisError, RetryableError
 from integrations.fulfilment.base import FulfilmentProvider
 from integrations.platforms import Platform, StockChange
-from jobs import stock_catalogue
+from jobs import stock_bulk, stock_catalogue
 from jobs.parties import platform_for, provider_for
 from jobs.queues import enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
@@ -57,7 +62,7 @@ JOB_TIMEOUT = 1800  # a first sync of a large catalogue builds the whole SKU map
 class Outcome:
     """What one run did, for the CLI and the RQ job result."""
 
-    status: str  # ok | failed | busy | skipped
+    status: str  # ok | failed | busy | skipped | waiting (for the SKU map's export)
     run_id: int | None = None
     written: int = 0
     skipped: int = 0
@@ -66,7 +71,7 @@ class Outcome:
     message: str = ""
 
     def __str__(self) -> str:
-        if self.status in ("busy", "skipped"):
+        if self.status in ("busy", "skipped", "waiting"):
             return f"{self.status}: {self.message}"
         text = f"run {self.run_id} {self.status}: {self.written} written, {self.unchanged} unchanged, "
         text += f"{self.skipped} skipped, {self.calls} write call(s)"
@@ -88,7 +93,10 @@ def sync_shop(shop_id: int) -> Retry | str:
     """The RQ job: one sync of one shop. Idempotent: a repeat writes only what still differs."""
     runtime = get_runtime()
     try:
-        return str(run(runtime, shop_id, trigger="cron"))
+        outcome = run(runtime, shop_id, trigger="cron")
+        if outcome.status == "waiting":
+            enqueue_once(runtime, "stock", "jobs.stock_bulk.await_export", shop_id, job_id=f"stock-export-{shop_id}")
+        return str(outcome)
     except RetryableError as exc:
         retry = next_retry(runtime, exc.retry_after)
         if retry is None:
@@ -123,9 +131,22 @@ def handle_catalogue_event(runtime: Runtime, session: Session, shop: Shop, event
     return stock_catalogue.handle_event(runtime, session, shop, event)
 
 
-def run(runtime: Runtime, shop_id: int, trigger: str = "cli") -> Outcome:
+def run(runtime: Runtime, shop_id: int, trigger: str = "cli", *, wait: bool = False) -> Outcome:
     """One sync of one shop, unless one is running already. Raises ``RetryableError`` (recorded
-    on the run first) when the provider or the shop answered with a transient failure."""
+    on the run first) when the provider or the shop answered with a transient failure.
+
+    ``waiting``: the SKU map's export is running; the job path polls it on RQ's schedule, while
+    ``wait`` (the CLI, the bench: no worker to hold) polls here until the sync could run.
+    """
+    started = time.monotonic()
+    while True:
+        outcome = _run_once(runtime, shop_id, trigger)
+        if outcome.status != "waiting" or not wait:
+            return outcome
+        time.sleep(min(stock_bulk.POLL_SECONDS[-1], max(0.2, (time.monotonic() - started) / 10)))
+
+
+def _run_once(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
     lock = runtime.redis.lock(f"relais:stock-sync:{shop_id}", timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         return Outcome("busy", message=f"a stock sync of shop {shop_id} is running")
@@ -151,7 +172,12 @@ def _run_locked(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
         run_id = row.id
         stock_store.prune_runs(session, shop_id)
     try:
-        return _sync(runtime, run_id, shop_id, settings, platform, provider)
+        step = _map_step(runtime, shop_id, settings, platform)
+        if step.state == "waiting":
+            with transaction(runtime.sessions) as session:  # the run did nothing: no record of it
+                session.delete(session.get(StockSyncRun, run_id))
+            return Outcome("waiting", message=f"SKU map export {step.export_id} running ({step.reason})")
+        return _sync(runtime, run_id, shop_id, settings, platform, provider, step)
     except (RelaisError, NotImplementedError) as exc:
         with transaction(runtime.sessions) as session:
             failed = session.get(StockSyncRun, run_id)
@@ -162,6 +188,21 @@ def _run_locked(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
         return Outcome("failed", run_id=run_id, message=str(exc))
 
 
+def _map_fresh(runtime: Runtime, shop_id: int, location: str) -> bool:
+    with runtime.sessions() as session:
+        last_map = as_utc(stock_store.last_map_refresh(session, shop_id))
+        has = stock_catalogue.has_map(session, shop_id, location)
+    return bool(has and last_map and utcnow() - last_map < MAP_MAX_AGE)
+
+
+def _map_step(runtime: Runtime, shop_id: int, settings: dict[str, Any], platform: Platform) -> stock_bulk.MapStep:
+    """The map's state before the sync: fresh, read from an export now, waiting for one, or to page."""
+    location = str(settings.get("location_id") or "")
+    if not location or _map_fresh(runtime, shop_id, location):
+        return stock_bulk.MapStep("fresh")
+    return stock_bulk.refresh_map(runtime, shop_id, platform, location)
+
+
 def _sync(
     runtime: Runtime,
     run_id: int,
@@ -169,6 +210,7 @@ def _sync(
     settings: dict[str, Any],
     platform: Platform,
     provider: FulfilmentProvider,
+    step: stock_bulk.MapStep,
 ) -> Outcome:
     location = str(settings.get("location_id") or "")
     if not location:
@@ -178,10 +220,10 @@ def _sync(
         # An empty list is far likelier an outage than an empty warehouse: zeroing the shop
         # would be worse than waiting for the next run.
         raise ConfigError("the provider reported no stock at all; nothing written")
-    with runtime.sessions() as session:
-        last_map = as_utc(stock_store.last_map_refresh(session, shop_id))
-        fresh = stock_catalogue.has_map(session, shop_id, location) and last_map and utcnow() - last_map < MAP_MAX_AGE
-    if not fresh:
+    if step.state == "read":
+        with transaction(runtime.sessions) as session:
+            session.get(StockSyncRun, run_id).map_refreshed_at = step.read_at
+    elif step.state == "paged":
         read_at = utcnow()
         items = platform.stock_items(location)  # no transaction open while Shopify pages through
         with transaction(runtime.sessions) as session:
@@ -219,6 +261,8 @@ def _sync(
         done = session.get(StockSyncRun, run_id)
         done.status, done.finished_at, done.calls = "ok", utcnow(), result.calls
         done.read = _read_record(levels, reserved, planned.targets)
+        if step.state in ("read", "paged"):
+            done.read["map"] = {"source": "export" if step.state == "read" else "pages", "note": step.reason}
         done.written = result.by_location
         done.skipped = {**planned.skipped, **result.skipped}
     skipped = len(planned.skipped) + len(result.skipped)
