@@ -30,6 +30,7 @@ from integrations.platforms import Platform
 from jobs.parties import platform_for
 from jobs.queues import enqueue_once, job_is_live
 from jobs.runtime import Runtime, get_runtime
+from store import stock as stock_store
 from store import stock_exports
 from store.db import transaction
 from store.models import Shop, utcnow
@@ -117,7 +118,8 @@ def _start(runtime: Runtime, shop_id: int, platform: Platform, location_id: str)
 
 def _after_failure(runtime: Runtime, shop_id: int, platform: Platform, location_id: str) -> MapStep:
     with runtime.sessions() as session:
-        failures, reason = stock_exports.failures_in_a_row(session, shop_id)
+        since = stock_store.last_map_refresh(session, shop_id)
+        failures, reason = stock_exports.failures_in_a_row(session, shop_id, since)
     if failures >= MAX_FAILURES:
         log.warning("shop %s: %d SKU map exports failed (%s): reading it page by page", shop_id, failures, reason)
         return MapStep("paged", reason=f"{failures} export(s) failed in a row, the last: {reason}")

@@ -41,14 +41,18 @@ def finish_export(session: Session, row_id: int, status: str, *, error: str = ""
         row.status, row.finished_at, row.items, row.error = status, utcnow(), items, error or None
 
 
-def failures_in_a_row(session: Session, shop_id: int) -> tuple[int, str]:
-    """How many of the shop's latest exports failed since its last good one, and the last reason."""
+def failures_in_a_row(session: Session, shop_id: int, since: datetime | None) -> tuple[int, str]:
+    """How many of the shop's exports started after ``since`` (the map's last refresh, by any
+    means) failed since its last good one, and the last reason: a map read page by page after
+    failures lets the next refresh try an export again."""
     stmt = (
         select(StockExportRecord.status, StockExportRecord.error)
         .where(StockExportRecord.shop_id == shop_id, StockExportRecord.status != "running")
         .order_by(StockExportRecord.id.desc())
         .limit(10)
     )
+    if since is not None:
+        stmt = stmt.where(StockExportRecord.started_at > since)
     count, reason = 0, ""
     for status, error in session.execute(stmt):
         if status == "done":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -186,6 +187,10 @@ def test_failed_operations_are_recorded_retried_once_then_the_map_is_read_page_b
     note = last_run(runtime).read["map"]
     assert note["source"] == "pages" and "INTERNAL_SERVER_ERROR" in note["note"]
 
+    a_day_passes(runtime)
+    assert run(runtime, shop_id, wait=True).status == "ok"
+    assert fake.bulk.started == 3 and exports(runtime)[-1] == ("done", None)  # the next refresh tries bulk again
+
 
 def test_a_result_expired_before_it_was_read_is_read_from_a_new_operation(shop, fake) -> None:  # type: ignore[no-untyped-def]
     runtime, shop_id = shop
@@ -240,6 +245,16 @@ def test_the_stock_bulk_query_meets_shopifys_bulk_rules_and_bad_ones_are_refused
     assert "more than 5 connections" in check_bulk_query(schema, six)
     assert "at least one connection" in check_bulk_query(schema, "{ shop { id } }")
     assert "Cannot query field 'nope'" in check_bulk_query(schema, "{ products { edges { node { nope } } } }")
+
+
+def a_day_passes(runtime) -> None:  # type: ignore[no-untyped-def]
+    """Every stored time of the stock sync moves a day back: the SKU map is due for a refresh."""
+    day = timedelta(hours=25)
+    with transaction(runtime.sessions) as session:
+        for run_row in session.scalars(select(StockSyncRun).where(StockSyncRun.map_refreshed_at.is_not(None))):
+            run_row.map_refreshed_at -= day
+        for export in session.scalars(select(StockExportRecord)):
+            export.started_at -= day
 
 
 def _runs(runtime) -> list[StockSyncRun]:  # type: ignore[no-untyped-def]
