@@ -270,3 +270,10 @@ def _graphql(fake: FakeShopifyAdmin, query: str, variables: dict[str, Any]) -> d
         timeout=10,
     )
     return answer.json()
+
+
+def test_the_bulk_documents_are_among_those_checked_against_shopifys_schema() -> None:
+    from tests.test_graphql_documents import DOCUMENTS
+
+    names = {"STOCK_ITEMS_BULK", "RUN_BULK_QUERY", "BULK_OPERATION", "OPEN_BULK_QUERIES", "VARIANTS_COUNT"}
+    assert {f"integrations.shopify.bulk.{name}" for name in names} <= DOCUMENTS.keys()
