@@ -186,10 +186,14 @@ class Platform(abc.ABC):
         """
         raise NotImplementedError(f"{self.name} SKU map is not implemented yet")
 
-    def catalogue_size(self, at_least: int) -> int | None:
-        """How many items the shop has, counted up to ``at_least`` (None: the platform has no
-        export, so the size does not matter: the map is always read page by page)."""
-        return None
+    def has_stock_export(self) -> bool:
+        """Whether ``start_stock_export`` works for this shop (if not, the map is always paged)."""
+        return False
+
+    def catalogue_size(self, at_least: int) -> int:
+        """How many items the shop has, counted up to ``at_least`` (only asked when
+        ``has_stock_export``: to choose between an export and pages)."""
+        raise NotImplementedError(f"{self.name} has no stock export")
 
     def start_stock_export(self, location_id: str) -> StockExport:
         """Start an export of every item with a SKU and its quantity at ``location_id`` (the same

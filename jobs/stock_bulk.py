@@ -62,13 +62,14 @@ class MapStep:
 
 def wants_export(runtime: Runtime, shop_id: int, platform: Platform) -> bool:
     """Whether the shop's map is large enough to be read by an export."""
+    if not platform.has_stock_export():
+        return False
     threshold = runtime.settings.stock_bulk_threshold
     with runtime.sessions() as session:
         known = stock_exports.map_size(session, shop_id)
     if known:
         return known >= threshold
-    size = platform.catalogue_size(max(threshold, 1))  # None: the platform has no export
-    return size is not None and size >= threshold
+    return platform.catalogue_size(max(threshold, 1)) >= threshold
 
 
 def refresh_map(runtime: Runtime, shop_id: int, platform: Platform, location_id: str) -> MapStep:

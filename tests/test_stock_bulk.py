@@ -277,3 +277,28 @@ def test_the_bulk_documents_are_among_those_checked_against_shopifys_schema() ->
 
     names = {"STOCK_ITEMS_BULK", "RUN_BULK_QUERY", "BULK_OPERATION", "OPEN_BULK_QUERIES", "VARIANTS_COUNT"}
     assert {f"integrations.shopify.bulk.{name}" for name in names} <= DOCUMENTS.keys()
+
+
+def test_below_the_threshold_the_map_is_read_page_by_page_with_no_bulk_operation(live, fake) -> None:  # type: ignore[no-untyped-def]
+    _server, runtime = live
+    with transaction(runtime.sessions) as session:
+        shop_id = upsert_shop(
+            session,
+            runtime.vault,
+            "shopify",
+            SHOP,
+            {"access_token": "shpat_stock"},
+            "sandbox",
+            {"token": WAREHOUSE_TOKEN},
+            {"location_id": OURS},
+        ).id
+    fake.inventory.add_item("A", OURS, available=0)
+    fake.inventory.add_item("B", OURS, available=0)
+    warehouse(runtime, A=4, B=5)
+
+    outcome = run(runtime, shop_id, wait=True)
+
+    assert (outcome.status, outcome.written) == ("ok", 2)
+    assert fake.bulk.started == 0 and fake.operations["inventoryItems"] == 1
+    assert fake.operations["productVariantsCount"] == 1  # the size is asked once: the map knows it next time
+    assert last_run(runtime).read["map"]["source"] == "pages"

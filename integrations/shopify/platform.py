@@ -103,9 +103,10 @@ class ShopifyPlatform(Platform):
     def stock_items(self, location_id: str, skus: Sequence[str] | None = None) -> list[StockItem]:
         return inventory.stock_items(self.admin(), location_id, skus)
 
-    def catalogue_size(self, at_least: int) -> int | None:
-        if self.sandbox_shop:  # the development stand-in has no bulk operations
-            return None
+    def has_stock_export(self) -> bool:
+        return not self.sandbox_shop  # the development stand-in has no bulk operations
+
+    def catalogue_size(self, at_least: int) -> int:
         return bulk.catalogue_size(self.admin(), at_least)
 
     def start_stock_export(self, location_id: str) -> StockExport:
