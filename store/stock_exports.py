@@ -69,7 +69,10 @@ def map_size(session: Session, shop_id: int) -> int:
 def replace_map(session: Session, shop_id: int, location_id: str, items: Iterable[StockItem], read_at: datetime) -> int:
     """Replace the whole SKU map with ``items`` (streamed), and record what each stocked item
     shows as the belief of its SKU, as ``store.stock.store_items`` does. Returns rows stored."""
-    session.execute(delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id))
+    # No session synchronisation: it would fetch every deleted row's id (a catalogue-sized list).
+    session.execute(
+        delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id), execution_options={"synchronize_session": False}
+    )
     stored = 0
     for batch in _batches((item for item in items if item.sku), BATCH):
         session.execute(
@@ -107,7 +110,7 @@ def _observe(session: Session, shop_id: int, location_id: str, batch: list[Stock
         if sku in existing
     ]
     if changed:
-        session.execute(update(StockBelief), changed)
+        session.execute(update(StockBelief), changed, execution_options={"synchronize_session": False})
     new = [
         {
             "shop_id": shop_id,
