@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from integrations.platforms import StockItem
@@ -100,10 +100,15 @@ def _observe(session: Session, shop_id: int, location_id: str, batch: list[Stock
     seen = {item.sku: item for item in batch if item.quantity is not None}
     if not seen:
         return
+    # The SKUs go in as a parameter, not into the statement: SQLAlchemy's statement cache would
+    # keep every batch's values alive (a catalogue-sized leak).
     stmt = select(StockBelief.sku, StockBelief.id).where(
-        StockBelief.shop_id == shop_id, StockBelief.location_id == location_id, StockBelief.sku.in_(seen)
+        StockBelief.shop_id == bindparam("shop"),
+        StockBelief.location_id == bindparam("location"),
+        StockBelief.sku.in_(bindparam("skus", expanding=True)),
     )
-    existing: dict[str, int] = {sku: row_id for sku, row_id in session.execute(stmt)}
+    found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": list(seen)})
+    existing: dict[str, int] = {sku: row_id for sku, row_id in found}
     changed = [
         {"id": existing[sku], "item_id": item.item_id, "quantity": item.quantity, "as_of": read_at}
         for sku, item in seen.items()
