@@ -238,7 +238,7 @@ def _sync(
         orders_read_at = utcnow()
         window = timedelta(minutes=float(settings.get("stock_reserve_pushed_minutes", 10)))
         reserved = stock_store.reserved_units(session, shop_id, orders_read_at - window)
-        rows = stock_store.beliefs(session, shop_id, location)
+        rows = stock_store.belief_values(session, shop_id, location)
         received = stock_store.received_since_beliefs(session, shop_id, location)
         before = stock_store.written_before(session, shop_id)
     shown = {
