@@ -12,7 +12,12 @@ divided by the restore rate) and wall ÷ minimum where that minimum is over a se
 and throttled answers (goal 0). The SKU map is built first with a faster bucket (its figures are
 printed with what the standard plan would take): it is a one-off, redone daily.
 
+A large catalogue (``--large 100000``, ``bench.stock_large``): the SKU map paged (before) and read
+by a Shopify bulk operation (after), 10,000 SKUs and the large size, each in its own process,
+with 1% changed, the throttle's minimum, the ratio, throttled answers and peak memory.
+
     .venv/bin/python -m bench.stock_sync [--skus 10000] [--database-url URL] [--redis-db 4]
+    .venv/bin/python -m bench.stock_sync --large 100000 [--modes paged,bulk]
 """
 
 from __future__ import annotations
@@ -132,7 +137,14 @@ def main() -> None:
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--redis-db", type=int, default=4)
+    parser.add_argument("--large", type=int, default=0, help="only the large-catalogue phases, at 10,000 and this size")
+    parser.add_argument("--modes", default="paged,bulk", help="large catalogue: paged (before), bulk (after)")
     args = parser.parse_args()
+    if args.large:
+        from bench.stock_large import run_all
+
+        run_all(sorted({10_000, args.large}), args.modes.split(","), args.redis_db)
+        return
     folder = Path(tempfile.mkdtemp(prefix="relais-stock-bench-"))
     url = normalise_database_url(args.database_url) if args.database_url else f"sqlite:///{folder / 'bench.db'}"
     runtime, fake, shop_id, server = _setup(args.skus, url, args.redis_db)

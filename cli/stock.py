@@ -35,10 +35,11 @@ def find_shop(ident: str) -> int:
 @stock.command("sync")
 @click.argument("shop")
 def sync(shop: str) -> None:
-    """Sync now, in this process (if a sync of the shop is running already, says so and stops)."""
+    """Sync now, in this process (if a sync of the shop is running already, says so and stops;
+    a large catalogue's SKU map export is waited for here)."""
     runtime = current_app.extensions["relais"]
     try:
-        outcome = stock_job.run(runtime, find_shop(shop), trigger="cli")
+        outcome = stock_job.run(runtime, find_shop(shop), trigger="cli", wait=True)
     except RetryableError as exc:
         raise click.ClickException(f"transient failure, try again later: {exc}") from None
     click.echo(str(outcome))

@@ -100,6 +100,7 @@ class Settings:
     outbound_allow_private: bool = True  # merchant-given hosts may be private/loopback (never in production)
     metrics_token: str = ""  # bearer token of GET /metrics (RELAIS_METRICS_TOKEN); empty: /metrics answers 404
     fair_share: int = 50  # a shop with more jobs than this waiting has the rest in the <queue>-bulk twins (0: off)
+    stock_bulk_threshold: int = 5000  # SKU maps of at least this many items are read by a bulk export (0: always)
     log_format: str = "text"  # text | json (one object per line); production defaults to json
 
     def with_(self, **changes: object) -> Settings:
@@ -297,6 +298,9 @@ def _read_settings(env: Mapping[str, str]) -> Settings:
     fair_share = _int(env, "RELAIS_FAIR_SHARE", 50)
     if fair_share < 0:
         _problem(f"RELAIS_FAIR_SHARE must be 0 (off) or more, got {fair_share}")
+    stock_bulk_threshold = _int(env, "RELAIS_STOCK_BULK_THRESHOLD", 5000)
+    if stock_bulk_threshold < 0:
+        _problem(f"RELAIS_STOCK_BULK_THRESHOLD must be 0 (always bulk) or more, got {stock_bulk_threshold}")
     port = _int(env, "PORT", 5000)
     # Heroku routes to 0.0.0.0:$PORT; development listens on this machine only (its secrets are
     # for it alone: see config/startup.py's refuse_public_bind).
@@ -338,5 +342,6 @@ def _read_settings(env: Mapping[str, str]) -> Settings:
         dev_secret_file=str(secret_file),
         metrics_token=metrics_token,
         fair_share=max(fair_share, 0),
+        stock_bulk_threshold=max(stock_bulk_threshold, 0),
         log_format=_choice(env, "LOG_FORMAT", ("json", "text"), "json" if production else "text"),
     )

@@ -105,6 +105,21 @@ class StockItem:
 
 
 @dataclass(frozen=True)
+class StockExport:
+    """A platform-side export of the whole SKU map (Shopify: a bulk operation), read when ready.
+
+    ``state``: ``running`` (ask again later), ``ready`` (``stock_export_items`` streams it),
+    ``failed`` (``reason`` says why), ``busy`` (the platform runs another export: none started).
+    """
+
+    id: str
+    state: str
+    reason: str = ""
+    objects: int = 0
+    empty: bool = False  # ready with nothing in it
+
+
+@dataclass(frozen=True)
 class CatalogueChange:
     """What a product / inventory-item delivery says changed: SKUs and items to look up again,
     and items the shop deleted (see ``Platform.catalogue_change``)."""
@@ -171,6 +186,29 @@ class Platform(abc.ABC):
         item's stock (the sync then leaves it alone). Raises ``RetryableError``, ``AuthError``.
         """
         raise NotImplementedError(f"{self.name} SKU map is not implemented yet")
+
+    def has_stock_export(self) -> bool:
+        """Whether ``start_stock_export`` works for this shop (if not, the map is always paged)."""
+        return False
+
+    def catalogue_size(self, at_least: int) -> int:
+        """How many items the shop has, counted up to ``at_least`` (only asked when
+        ``has_stock_export``: to choose between an export and pages)."""
+        raise NotImplementedError(f"{self.name} has no stock export")
+
+    def start_stock_export(self, location_id: str) -> StockExport:
+        """Start an export of every item with a SKU and its quantity at ``location_id`` (the same
+        items ``stock_items`` lists), or adopt the one of ours already running. Never blocks."""
+        raise NotImplementedError(f"{self.name} has no stock export")
+
+    def stock_export(self, export_id: str) -> StockExport:
+        """Where an export started by ``start_stock_export`` is now."""
+        raise NotImplementedError(f"{self.name} has no stock export")
+
+    def stock_export_items(self, export_id: str) -> Iterable[StockItem]:
+        """A ready export's items, streamed (never the whole file in memory). Raises
+        ``NotFoundError`` when its result is gone (expired), ``RetryableError`` on a broken download."""
+        raise NotImplementedError(f"{self.name} has no stock export")
 
     def catalogue_change(self, topic: str, body: bytes) -> CatalogueChange:
         """Read a stored ``inventory``-kind delivery (``event_kind``) for the SKU map: the SKUs it

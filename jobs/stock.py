@@ -11,6 +11,10 @@ Shopify's own quantities are read solely as the basis of the next compare-and-se
 reads, read-backs after a refusal), and ``inventory_levels/update`` deliveries, which our writes
 cause, are not subscribed to or routed anywhere (``ShopifyPlatform.event_kind``).
 
+A large catalogue's SKU map is read by a platform-side export (``jobs.stock_bulk``): a run that
+starts one, or finds it still running, ends as ``waiting`` and the job ``await_export`` brings
+the sync back once it has finished.
+
 The cron scheduler runs ``enqueue_due`` every minute; it enqueues ``sync_shop`` for each active
 shop whose ``stock_interval_minutes`` has passed, under the job id ``stock-sync-<shop>``, so
 runs of one shop never overlap (a Redis lock also covers ``flask stock sync``).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +38,8 @@ from sqlalchemy.orm import Session
 from integrations.errors import ConfigError, RelaisError, RetryableError
 from integrations.fulfilment.base import FulfilmentProvider
 from integrations.platforms import Platform, StockChange
-from jobs import stock_catalogue
-from jobs.locations import stock_target
+from jobs import stock_bulk, stock_catalogue
+from jobs.locations import StockTarget, stock_target
 from jobs.parties import platform_for, provider_for
 from jobs.queues import enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
@@ -58,7 +63,7 @@ JOB_TIMEOUT = 1800  # a first sync of a large catalogue builds the whole SKU map
 class Outcome:
     """What one run did, for the CLI and the RQ job result."""
 
-    status: str  # ok | failed | busy | skipped
+    status: str  # ok | failed | busy | skipped | waiting (for the SKU map's export)
     run_id: int | None = None
     written: int = 0
     skipped: int = 0
@@ -67,7 +72,7 @@ class Outcome:
     message: str = ""
 
     def __str__(self) -> str:
-        if self.status in ("busy", "skipped"):
+        if self.status in ("busy", "skipped", "waiting"):
             return f"{self.status}: {self.message}"
         text = f"run {self.run_id} {self.status}: {self.written} written, {self.unchanged} unchanged, "
         text += f"{self.skipped} skipped, {self.calls} write call(s)"
@@ -89,7 +94,10 @@ def sync_shop(shop_id: int) -> Retry | str:
     """The RQ job: one sync of one shop. Idempotent: a repeat writes only what still differs."""
     runtime = get_runtime()
     try:
-        return str(run(runtime, shop_id, trigger="cron"))
+        outcome = run(runtime, shop_id, trigger="cron")
+        if outcome.status == "waiting":
+            enqueue_once(runtime, "stock", "jobs.stock_bulk.await_export", shop_id, job_id=f"stock-export-{shop_id}")
+        return str(outcome)
     except RetryableError as exc:
         retry = next_retry(runtime, exc.retry_after)
         if retry is None:
@@ -124,9 +132,22 @@ def handle_catalogue_event(runtime: Runtime, session: Session, shop: Shop, event
     return stock_catalogue.handle_event(runtime, session, shop, event)
 
 
-def run(runtime: Runtime, shop_id: int, trigger: str = "cli") -> Outcome:
+def run(runtime: Runtime, shop_id: int, trigger: str = "cli", *, wait: bool = False) -> Outcome:
     """One sync of one shop, unless one is running already. Raises ``RetryableError`` (recorded
-    on the run first) when the provider or the shop answered with a transient failure."""
+    on the run first) when the provider or the shop answered with a transient failure.
+
+    ``waiting``: the SKU map's export is running; the job path polls it on RQ's schedule, while
+    ``wait`` (the CLI, the bench: no worker to hold) polls here until the sync could run.
+    """
+    started = time.monotonic()
+    while True:
+        outcome = _run_once(runtime, shop_id, trigger)
+        if outcome.status != "waiting" or not wait:
+            return outcome
+        time.sleep(min(stock_bulk.POLL_SECONDS[-1], max(0.2, (time.monotonic() - started) / 10)))
+
+
+def _run_once(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
     lock = runtime.redis.lock(f"relais:stock-sync:{shop_id}", timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         return Outcome("busy", message=f"a stock sync of shop {shop_id} is running")
@@ -152,7 +173,18 @@ def _run_locked(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
         run_id = row.id
         stock_store.prune_runs(session, shop_id)
     try:
-        return _sync(runtime, run_id, shop_id, settings, platform, provider)
+        # Where the stock goes is settled before anything is read or written: a shop with several
+        # locations and no choice is refused with their names (``jobs.locations``).
+        target = stock_target(settings, platform.locations)
+        steps: dict[str, stock_bulk.MapStep] = {}
+        for location in target.locations:  # one export at a time per shop: a location waits its turn
+            step = _map_step(runtime, shop_id, platform, location)
+            if step.state == "waiting":
+                with transaction(runtime.sessions) as session:  # the run did nothing: no record of it
+                    session.delete(session.get(StockSyncRun, run_id))
+                return Outcome("waiting", message=f"SKU map export {step.export_id} running ({step.reason})")
+            steps[location] = step
+        return _sync(runtime, run_id, shop_id, settings, provider, platform, target, steps)
     except (RelaisError, NotImplementedError) as exc:
         with transaction(runtime.sessions) as session:
             failed = session.get(StockSyncRun, run_id)
@@ -163,17 +195,31 @@ def _run_locked(runtime: Runtime, shop_id: int, trigger: str) -> Outcome:
         return Outcome("failed", run_id=run_id, message=str(exc))
 
 
+def _map_fresh(runtime: Runtime, shop_id: int, location: str) -> bool:
+    with runtime.sessions() as session:
+        last_map = as_utc(stock_store.last_map_refresh(session, shop_id))
+        has = stock_catalogue.has_map(session, shop_id, location)
+    return bool(has and last_map and utcnow() - last_map < MAP_MAX_AGE)
+
+
+def _map_step(runtime: Runtime, shop_id: int, platform: Platform, location: str) -> stock_bulk.MapStep:
+    """The map's state at ``location`` before the sync: fresh, read from an export now, waiting
+    for one, or to page."""
+    if _map_fresh(runtime, shop_id, location):
+        return stock_bulk.MapStep("fresh")
+    return stock_bulk.refresh_map(runtime, shop_id, platform, location)
+
+
 def _sync(
     runtime: Runtime,
     run_id: int,
     shop_id: int,
     settings: dict[str, Any],
-    platform: Platform,
     provider: FulfilmentProvider,
+    platform: Platform,
+    target: StockTarget,
+    steps: dict[str, stock_bulk.MapStep],
 ) -> Outcome:
-    # Where the stock goes is settled before anything is read or written: a shop with several
-    # locations and no choice is refused with their names (``jobs.locations``).
-    target = stock_target(settings, platform.locations)
     levels = list(provider.inventory())
     if not levels:
         # An empty list is far likelier an outage than an empty warehouse: zeroing the shop
@@ -186,7 +232,7 @@ def _sync(
             part, mapping = [lv for lv in levels if lv.location in centres], dict.fromkeys(centres, location)
         else:
             part, mapping = levels, {}
-        _sync_location(runtime, run_id, shop_id, settings, platform, part, mapping, location, total)
+        _sync_location(runtime, run_id, shop_id, settings, platform, part, mapping, location, steps[location], total)
     if target.mapping:
         total.skipped.update(
             {
@@ -199,6 +245,10 @@ def _sync(
         done = session.get(StockSyncRun, run_id)
         done.status, done.finished_at, done.calls = "ok", utcnow(), total.calls
         done.read = _read_record(levels, total.reserved, total.targets)
+        refreshed = [step for step in steps.values() if step.state in ("read", "paged")]
+        if refreshed:  # how the SKU map was read this run (the first location that needed it)
+            source = "export" if refreshed[0].state == "read" else "pages"
+            done.read["map"] = {"source": source, "note": refreshed[0].reason}
         done.written = total.written
         done.skipped = total.skipped
     written = sum(len(v) for v in total.written.values())
@@ -227,13 +277,14 @@ def _sync_location(
     levels: list[Any],
     mapping: dict[str, str],
     location: str,
+    step: stock_bulk.MapStep,
     total: _Totals,
 ) -> None:
     """Map, plan and write one shop location's stock from the provider levels that count there."""
-    with runtime.sessions() as session:
-        last_map = as_utc(stock_store.last_map_refresh(session, shop_id))
-        fresh = stock_catalogue.has_map(session, shop_id, location) and last_map and utcnow() - last_map < MAP_MAX_AGE
-    if not fresh:
+    if step.state == "read":  # the map was read from the shop's export before the sync began
+        with transaction(runtime.sessions) as session:
+            session.get(StockSyncRun, run_id).map_refreshed_at = step.read_at
+    elif step.state == "paged":
         read_at = utcnow()
         items = platform.stock_items(location)  # no transaction open while Shopify pages through
         with transaction(runtime.sessions) as session:
@@ -248,7 +299,7 @@ def _sync_location(
         orders_read_at = utcnow()
         window = timedelta(minutes=float(settings.get("stock_reserve_pushed_minutes", 10)))
         reserved = stock_store.reserved_units(session, shop_id, orders_read_at - window)
-        rows = stock_store.beliefs(session, shop_id, location)
+        rows = stock_store.belief_values(session, shop_id, location)
         received = stock_store.received_since_beliefs(session, shop_id, location)
         before = [(loc, sku) for loc, sku in stock_store.written_before(session, shop_id) if loc == location]
     shown = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from integrations.platforms import StockItem
@@ -25,6 +26,7 @@ AT_PROVIDER = (
     states.CANCEL_TOO_LATE,
 )
 KEEP_RUNS = 50  # per shop; older run records are pruned
+REMEMBER_BY_SKU = 5000  # fewer values than this: their belief rows are read by SKU, not the location's all
 
 
 def reserved_units(session: Session, shop_id: int, pushed_since: datetime) -> dict[str, int]:
@@ -76,19 +78,38 @@ def received_since_beliefs(session: Session, shop_id: int, location_id: str) -> 
 def catalogue(session: Session, shop_id: int) -> dict[str, list[MapEntry]]:
     """The shop's SKU map: items per SKU (more than one is a duplicate), each stocked at every
     location where a read found it stocked (the map keeps one row per item and location read)."""
-    rows: dict[tuple[str, str], list[SkuMapEntry]] = {}
-    for row in session.scalars(select(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id).order_by(SkuMapEntry.id)):
-        rows.setdefault((row.sku, row.item_id), []).append(row)
+    # Columns, not ORM objects: a large catalogue's map is read on every sync.
+    columns = (SkuMapEntry.sku, SkuMapEntry.item_id, SkuMapEntry.managed, SkuMapEntry.stocked, SkuMapEntry.location_id)
+    stmt = select(*columns).where(SkuMapEntry.shop_id == shop_id).order_by(SkuMapEntry.id)
+    rows: dict[tuple[str, str], tuple[bool, set[str]]] = {}
+    for sku, item_id, managed, stocked, location_id in session.execute(stmt):
+        _, at = rows.get((sku, item_id), (managed, set()))
+        if stocked and location_id:
+            at.add(location_id)
+        rows[(sku, item_id)] = (managed, at)  # the last row read gives ``managed``, as before
     found: dict[str, list[MapEntry]] = {}
-    for (sku, item_id), same in rows.items():
-        stocked = frozenset(r.location_id for r in same if r.stocked and r.location_id)
-        found.setdefault(sku, []).append(MapEntry(item_id=item_id, managed=same[-1].managed, stocked_at=stocked))
+    for (sku, item_id), (managed, at) in rows.items():
+        found.setdefault(sku, []).append(MapEntry(item_id=item_id, managed=managed, stocked_at=frozenset(at)))
     return found
 
 
-def beliefs(session: Session, shop_id: int, location_id: str) -> dict[str, StockBelief]:
+def beliefs(
+    session: Session, shop_id: int, location_id: str, skus: Iterable[str] | None = None
+) -> dict[str, StockBelief]:
+    """The belief rows (ORM, to be changed) of the location, or of ``skus`` only."""
     stmt = select(StockBelief).where(StockBelief.shop_id == shop_id, StockBelief.location_id == location_id)
+    if skus is not None:
+        stmt = stmt.where(StockBelief.sku.in_(bindparam("skus", expanding=True)))
+        return {row.sku: row for row in session.scalars(stmt, {"skus": list(skus)})}
     return {row.sku: row for row in session.scalars(stmt)}
+
+
+def belief_values(session: Session, shop_id: int, location_id: str) -> dict[str, Any]:
+    """What we believe per SKU (rows with ``item_id`` and ``quantity``), read-only and light."""
+    stmt = select(StockBelief.sku, StockBelief.item_id, StockBelief.quantity).where(
+        StockBelief.shop_id == shop_id, StockBelief.location_id == location_id
+    )
+    return {row.sku: row for row in session.execute(stmt)}
 
 
 def store_items(
@@ -166,7 +187,7 @@ def remember(
     """Record what the shop shows (sku → (item id, quantity)) as of ``as_of``: written or read."""
     if not values:
         return
-    existing = beliefs(session, shop_id, location_id)
+    existing = beliefs(session, shop_id, location_id, values.keys() if len(values) < REMEMBER_BY_SKU else None)
     for sku, (item_id, quantity) in values.items():
         if quantity is None:
             continue

@@ -71,3 +71,24 @@ class StockSyncRun(Base):
     written: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     skipped: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class StockExportRecord(Base):
+    """A platform-side export of a shop's SKU map (Shopify: a bulk operation) that Relais started.
+
+    Stored the moment it starts, so a worker restarted while it runs picks the same one up (never
+    a second); ``status``: running | done | failed | abandoned, with the reason when not done.
+    """
+
+    __tablename__ = "stock_exports"
+    __table_args__ = (Index("ix_stock_exports_shop_started", "shop_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    location_id: Mapped[str] = mapped_column(String(128))
+    export_id: Mapped[str] = mapped_column(String(128))  # the platform's id (a BulkOperation GID)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    items: Mapped[int | None] = mapped_column(Integer, nullable=True)  # map rows read from it
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

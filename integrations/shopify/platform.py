@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from integrations.carriers import resolve
-from integrations.errors import AuthError
+from integrations.errors import AuthError, NotFoundError
 from integrations.locations import RiskAssessment, ShopLocation
 from integrations.model import Order, Shipment
 from integrations.platforms import (
@@ -16,14 +16,16 @@ from integrations.platforms import (
     OrderEvent,
     Platform,
     StockChange,
+    StockExport,
     StockItem,
     StockWrite,
     TrackingWrite,
     UnreadableOrder,
     WebhookReport,
 )
-from integrations.shopify import fulfilment, inventory, order_edits, webhooks
+from integrations.shopify import bulk, fulfilment, inventory, order_edits, webhooks
 from integrations.shopify.admin import AdminClient
+from integrations.shopify.bulk_result import read_lines
 from integrations.shopify.orders import parse_order
 
 
@@ -108,6 +110,27 @@ class ShopifyPlatform(Platform):
 
     def stock_items(self, location_id: str, skus: Sequence[str] | None = None) -> list[StockItem]:
         return inventory.stock_items(self.admin(), location_id, skus)
+
+    def has_stock_export(self) -> bool:
+        return not self.sandbox_shop  # the development stand-in has no bulk operations
+
+    def catalogue_size(self, at_least: int) -> int:
+        return bulk.catalogue_size(self.admin(), at_least)
+
+    def start_stock_export(self, location_id: str) -> StockExport:
+        """A bulk query over every inventory item (``shopify.bulk``): 10 points, whatever the size."""
+        return bulk.start(self.admin(), bulk.stock_document(location_id))
+
+    def stock_export(self, export_id: str) -> StockExport:
+        return bulk.as_export(bulk.status(self.admin(), export_id))
+
+    def stock_export_items(self, export_id: str) -> Iterator[StockItem]:
+        reading = bulk.status(self.admin(), export_id)  # a fresh URL: signed links expire
+        if reading.status == "COMPLETED" and not reading.url:
+            return
+        if reading.status != "COMPLETED" or not reading.url:
+            raise NotFoundError(f"bulk operation {export_id} has no result ({reading.status.lower()})")
+        yield from bulk.stock_items(read_lines(reading.url, self.context.settings))
 
     def catalogue_change(self, topic: str, body: bytes) -> CatalogueChange:
         payload = json.loads(body)

@@ -22,6 +22,7 @@ from graphql import GraphQLError, OperationDefinitionNode, execute, parse, valid
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.shopify_bulk import FakeBulk
 from tests.fakes.shopify_fulfilment import FakeOrder, FakeState
 from tests.fakes.shopify_fulfilment_orders import FakeServices
 from tests.fakes.shopify_inventory import FakeInventory
@@ -63,6 +64,7 @@ class FakeShopifyAdmin:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self.orders = FakeOrderList(self.state, self._lock)  # orders(query:) and the fields reconciliation reads
+        self.bulk = FakeBulk(self.inventory, self._resolvers, self._lock)  # bulkOperationRunQuery, JSONL served
         self.requests = 0
         self.throttled = 0
         self.points_spent = 0  # actual cost charged, summed
@@ -98,6 +100,7 @@ class FakeShopifyAdmin:
     def start(self) -> FakeShopifyAdmin:
         admin_schema()  # load before serving: the first request should not pay for it
         self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.bulk.url_base = self.url
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
@@ -111,6 +114,8 @@ class FakeShopifyAdmin:
 
     def _handle(self, request: Request) -> Response:
         prefix, sep, rest = request.path.partition("/admin/api/")
+        if request.path.startswith("/bulk-results/") and request.method == "GET":
+            return self.bulk.serve(request)  # the signed storage URL of a bulk operation's result
         if "/admin/oauth/" in request.path:
             return self.oauth.handle(request, request.path.partition("/admin/oauth/")[0].strip("/"))
         version, _, tail = rest.partition("/")
@@ -172,18 +177,10 @@ class FakeShopifyAdmin:
                 if isinstance(op, OperationDefinitionNode):
                     mutation = mutation or op.operation.value == "mutation"
                     self.operations.update(f.name.value for f in op.selection_set.selections)  # type: ignore[union-attr]
-            root = {
-                **self.state.root(),
-                **self.oauth.root(shop),
-                **self.inventory.root(),
-                **self.orders.root(),
-                **self.services.root(),
-            }
-            root.update(self.places.root(root["order"]))
             result = execute(
                 schema,
                 document,
-                root,
+                self._resolvers(shop),
                 variable_values=variables,
                 operation_name=operation_name,
             )
@@ -195,6 +192,18 @@ class FakeShopifyAdmin:
             if result.errors:
                 answer["errors"] = [e.formatted for e in result.errors]
             return answer
+
+    def _resolvers(self, shop: str = "") -> dict[str, Any]:
+        root = {
+            **self.state.root(),
+            **self.oauth.root(shop),
+            **self.inventory.root(),
+            **self.orders.root(),
+            **self.services.root(),
+            **self.bulk.root(),
+        }
+        root.update(self.places.root(root["order"]))  # orders gain their risk assessments
+        return root
 
     def _cost(self, requested: int, actual: int) -> dict[str, Any]:
         return {

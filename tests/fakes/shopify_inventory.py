@@ -124,8 +124,10 @@ class FakeInventory:
             found = [i for i in self.items.values() if _matches(i, query)]
         start = int(after) if after else 0
         end = start + first
+        nodes = [self._view(i) for i in found[start:end]]
         return {
-            "nodes": [self._view(i) for i in found[start:end]],
+            "nodes": nodes,
+            "edges": [{"node": node, "cursor": str(start + n + 1)} for n, node in enumerate(nodes)],
             "pageInfo": {"hasNextPage": end < len(found), "endCursor": str(min(end, len(found)))},
         }
 

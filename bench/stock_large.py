@@ -1,0 +1,283 @@
+"""Stock sync of a large catalogue (``bench.stock_sync --large``): the SKU map paged vs read by a bulk operation.
+
+Each catalogue size runs in its own process (so its peak RSS is its own) against the fake
+Shopify running in a *separate* process (so the fake's 100,000 items are not counted in the
+sync's memory). The fake enforces the standard plan (100 points/s, 1,000-point bucket) except
+where a line says "fast bucket".
+
+- ``paged`` (before: the map read page by page, as below the threshold): the first sync builds
+  the map with a fast bucket; printed are its calls and points, and what the standard plan's
+  throttle needs for those points at least (it would take an hour at 100,000 items).
+- ``bulk`` (after): on the standard plan, the first sync (map by bulk operation, every SKU
+  written), a sync with 1% changed whose map is a day old (re-read by bulk operation), and a
+  sync with 1% changed; then the map read alone under ``tracemalloc`` (download, parse, store).
+
+Figures: wall time, points, the throttle's minimum for those points ((points − bucket at the
+start) ÷ restore rate), wall ÷ minimum where the minimum is over a second (goal ≤ 1.25),
+throttled answers (goal 0), the time spent waiting for Shopify's side of the bulk operation,
+and memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import redis as redis_lib
+from sqlalchemy import insert, update
+from werkzeug.serving import make_server
+
+RATE, BUCKET = 100.0, 1000.0
+LOCATION = "gid://shopify/Location/64500000001"
+TOKEN = "bench-warehouse"
+
+
+def _fake_process(conn: Any, skus: int, rate: float, maximum: float) -> None:
+    """The fake Shopify in its own process, answering the bench's questions over a pipe."""
+    from tests.fakes.shopify_admin import FakeShopifyAdmin
+
+    fake = FakeShopifyAdmin("shpat_bench", restore_rate=rate, maximum=maximum)
+    for n in range(skus):
+        fake.inventory.add_item(f"SKU-{n:06}", LOCATION, available=0)
+    fake.start()
+    conn.send(fake.url)
+    while True:
+        command, value = conn.recv()
+        if command == "stats":
+            with fake._lock:
+                level = min(fake.maximum, fake._available + fake.restore_rate * (time.monotonic() - fake._at))
+                conn.send(
+                    {
+                        "requests": fake.requests,
+                        "points": fake.points_spent,
+                        "throttled": fake.throttled,
+                        "paged_reads": fake.operations["inventoryItems"],
+                        "bulk_started": fake.bulk.started,
+                        "bucket": level,
+                        "maximum": fake.maximum,
+                        "rate": fake.restore_rate,
+                    }
+                )
+        elif command == "plan":
+            with fake._lock:
+                fake.restore_rate, fake.maximum = value
+                fake._available, fake._at = fake.maximum, time.monotonic()
+            conn.send("ok")
+        elif command == "stop":
+            fake.stop()
+            conn.send("ok")
+            return
+
+
+class _Fake:
+    def __init__(self, skus: int, rate: float, maximum: float) -> None:
+        self._conn, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_fake_process, args=(child, skus, rate, maximum), daemon=True
+        )
+        self._process.start()
+        self.url = self._conn.recv()
+
+    def ask(self, command: str, value: Any = None) -> Any:
+        self._conn.send((command, value))
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        self.ask("stop")
+        self._process.join(10)
+
+
+def _service(skus: int, fake_url: str, threshold: int, redis_db: int) -> tuple[Any, int, Any]:
+    from app import create_app
+    from config import Settings
+    from jobs.runtime import build_runtime
+    from sandbox import ensure_tables
+    from sandbox.api import account_of
+    from sandbox.models import SandboxStock
+    from store.db import transaction
+    from store.models import Base
+    from store.shops import upsert_shop
+
+    folder = Path(tempfile.mkdtemp(prefix="relais-stock-large-"))
+    settings = Settings(
+        environment="test",
+        database_url=f"sqlite:///{folder / 'bench.db'}",
+        redis_url=f"redis://127.0.0.1:6379/{redis_db}",
+        shopify_admin_url=fake_url + "/{shop}",
+        log_level="WARNING",
+        stock_bulk_threshold=threshold,
+    )
+    holder: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda e, s: holder["app"](e, s), threaded=True)
+    runtime = build_runtime(
+        settings.with_(public_url=f"http://127.0.0.1:{server.server_port}"),
+        redis_lib.Redis(host="127.0.0.1", port=6379, db=redis_db),
+    )
+    runtime.redis.flushdb()
+    Base.metadata.create_all(runtime.engine)
+    ensure_tables(runtime.engine)  # the sandbox 3PL's own tables
+    holder["app"] = create_app(runtime=runtime)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with transaction(runtime.sessions) as session:
+        shop = upsert_shop(
+            session,
+            runtime.vault,
+            "shopify",
+            "bench.myshopify.com",
+            {"access_token": "shpat_bench"},
+            "sandbox",
+            {"token": TOKEN},
+            {"location_id": LOCATION},
+        )
+        shop_id = shop.id
+        account = account_of(TOKEN)
+        rows = [{"account": account, "sku": f"SKU-{n:06}", "on_hand": 10, "committed": 0} for n in range(skus)]
+        session.execute(insert(SandboxStock), rows)  # no ORM object per row: the setup's memory is not the sync's
+    return runtime, shop_id, server
+
+
+def _restock(runtime: Any, every: int, delta: int) -> None:
+    from sandbox.models import SandboxStock
+    from store.db import transaction
+
+    with transaction(runtime.sessions) as session:
+        rows = session.query(SandboxStock.id, SandboxStock.sku).all()
+        ids = [row_id for row_id, sku in rows if int(sku.rsplit("-", 1)[1]) % every == 0]
+        session.execute(
+            update(SandboxStock).where(SandboxStock.id.in_(ids)).values(on_hand=SandboxStock.on_hand + delta)
+        )
+
+
+def _age_map(runtime: Any, shop_id: int) -> None:
+    """A day passes: the next sync re-reads the SKU map."""
+    from store.db import transaction
+    from store.models import utcnow
+    from store.stock_models import StockSyncRun
+
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            update(StockSyncRun)
+            .where(StockSyncRun.shop_id == shop_id, StockSyncRun.map_refreshed_at.is_not(None))
+            .values(map_refreshed_at=utcnow() - timedelta(hours=25))
+        )
+
+
+def _timed_sync(runtime: Any, shop_id: int) -> tuple[Any, float, float]:
+    """One sync as the job path would run it, polling the bulk operation between runs; returns
+    the outcome, wall seconds, and seconds spent waiting for Shopify's side of the operation."""
+    from jobs.stock import run
+
+    started = time.perf_counter()
+    waited = 0.0
+    while True:
+        outcome = run(runtime, shop_id, trigger="bench")
+        if outcome.status != "waiting":
+            return outcome, time.perf_counter() - started, waited
+        pause = time.perf_counter()
+        time.sleep(0.5)  # a scheduled status check (the job path's first ones are 2 s apart)
+        waited += time.perf_counter() - pause
+
+
+def _line(name: str, fake: _Fake, before: dict[str, Any], outcome: Any, wall: float, waited: float) -> None:
+    after = fake.ask("stats")
+    points = after["points"] - before["points"]
+    minimum = max(0.0, points - before["bucket"]) / after["rate"]
+    ratio = f"{wall / minimum:.2f}" if minimum >= 1 else "n/a (fits in the bucket)"
+    print(
+        f"  {name:<40} {outcome.written:>7} written {after['requests'] - before['requests']:>5} calls "
+        f"{points:>7} points  wall {wall:7.2f}s (bulk wait {waited:5.2f}s)  minimum {minimum:6.2f}s  "
+        f"ratio {ratio}  throttled {after['throttled'] - before['throttled']}  "
+        f"bulk ops {after['bulk_started'] - before['bulk_started']}  "
+        f"paged reads {after['paged_reads'] - before['paged_reads']}",
+        flush=True,
+    )
+
+
+def _full(fake: _Fake) -> dict[str, Any]:
+    while (stats := fake.ask("stats"))["bucket"] < stats["maximum"] - 1:
+        time.sleep(0.2)
+    return stats
+
+
+def catalogue(skus: int, mode: str, redis_db: int) -> None:
+    """One catalogue size in one mode (this process: see the module's docstring)."""
+    from jobs import stock_bulk
+
+    for noisy in ("werkzeug", "integrations.shopify.admin", "jobs.stock_bulk"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    paged = mode == "paged"
+    fake = _Fake(skus, 1_000_000 if paged else RATE, 1_000_000 if paged else BUCKET)
+    runtime, shop_id, server = _service(skus, fake.url, 10**9 if paged else 5000, redis_db)
+    print(f"{skus} SKUs, map {'paged (before)' if paged else 'by bulk operation (after)'}:", flush=True)
+    try:
+        before = _full(fake)
+        outcome, wall, waited = _timed_sync(runtime, shop_id)
+        if paged:
+            after = fake.ask("stats")
+            map_points = after["points"] - before["points"] - 10 * outcome.calls
+            print(
+                f"  first sync, fast bucket: map in {after['paged_reads']} paged calls, {map_points} points "
+                f"(standard plan: ≥ {max(0.0, map_points - BUCKET) / RATE:.0f}s for the map alone), "
+                f"{outcome.calls} write calls, wall {wall:.1f}s",
+                flush=True,
+            )
+        else:
+            _line("first sync (map + every SKU written)", fake, before, outcome, wall, waited)
+            _age_map(runtime, shop_id)
+            _restock(runtime, 100, 1)
+            before = _full(fake)
+            outcome, wall, waited = _timed_sync(runtime, shop_id)
+            _line("1% changed, day-old map re-read in bulk", fake, before, outcome, wall, waited)
+            _restock(runtime, 100, -1)
+            before = _full(fake)
+            outcome, wall, waited = _timed_sync(runtime, shop_id)
+            _line("1% changed, map fresh", fake, before, outcome, wall, waited)
+            _age_map(runtime, shop_id)
+            platform = _platform(runtime, shop_id)
+            step = stock_bulk.refresh_map(runtime, shop_id, platform, LOCATION)  # starts the operation
+            assert step.state == "waiting", step
+            while platform.stock_export(step.export_id).state == "running":
+                time.sleep(0.2)
+            tracemalloc.start()
+            read = stock_bulk.refresh_map(runtime, shop_id, platform, LOCATION)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            print(
+                f"  map read alone (download, parse, store {read.items} rows): tracemalloc peak {peak / 2**20:.1f} MiB"
+            )
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  peak RSS of the syncing process (fake Shopify apart): {rss:.0f} MiB", flush=True)
+    finally:
+        server.shutdown()
+        fake.stop()
+        runtime.redis.flushdb()
+
+
+def _platform(runtime: Any, shop_id: int) -> Any:
+    from jobs.parties import platform_for
+    from store.models import Shop
+
+    with runtime.sessions() as session:
+        return platform_for(runtime, session.get(Shop, shop_id))
+
+
+def run_all(sizes: list[int], modes: list[str], redis_db: int) -> None:
+    """Each size and mode in a fresh process, one after the other."""
+    for size in sizes:
+        for mode in modes:
+            command = [sys.executable, "-m", "bench.stock_large", str(size), mode, str(redis_db)]
+            subprocess.run(command, check=True)
+
+
+if __name__ == "__main__":
+    catalogue(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,148 @@
+"""The queries of the SKU map read from an export: the export's record, and the map replaced in batches.
+
+``replace_map`` takes the items as an iterator and writes them ``BATCH`` at a time with Core
+statements (no ORM object per row kept in the session), so reading a map of any size holds one
+batch in memory, not the catalogue. It runs in the caller's transaction: a download that breaks
+off rolls back to the previous map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from integrations.platforms import StockItem
+from store.models import utcnow
+from store.stock_models import SkuMapEntry, StockBelief, StockExportRecord
+
+BATCH = 2000
+
+
+def open_export(session: Session, shop_id: int) -> StockExportRecord | None:
+    """The shop's export still running, if any (the newest)."""
+    stmt = select(StockExportRecord).where(StockExportRecord.shop_id == shop_id, StockExportRecord.status == "running")
+    return session.scalars(stmt.order_by(StockExportRecord.id.desc()).limit(1)).first()
+
+
+def start_export(session: Session, shop_id: int, location_id: str, export_id: str) -> StockExportRecord:
+    row = StockExportRecord(shop_id=shop_id, location_id=location_id, export_id=export_id, status="running")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def finish_export(session: Session, row_id: int, status: str, *, error: str = "", items: int | None = None) -> None:
+    row = session.get(StockExportRecord, row_id)
+    if row is not None:
+        row.status, row.finished_at, row.items, row.error = status, utcnow(), items, error or None
+
+
+def failures_in_a_row(session: Session, shop_id: int, since: datetime | None) -> tuple[int, str]:
+    """How many of the shop's exports started after ``since`` (the map's last refresh, by any
+    means) failed since its last good one, and the last reason: a map read page by page after
+    failures lets the next refresh try an export again."""
+    stmt = (
+        select(StockExportRecord.status, StockExportRecord.error)
+        .where(StockExportRecord.shop_id == shop_id, StockExportRecord.status != "running")
+        .order_by(StockExportRecord.id.desc())
+        .limit(10)
+    )
+    if since is not None:
+        stmt = stmt.where(StockExportRecord.started_at > since)
+    count, reason = 0, ""
+    for status, error in session.execute(stmt):
+        if status == "done":
+            break
+        count += 1
+        reason = reason or (error or status)
+    return count, reason
+
+
+def map_size(session: Session, shop_id: int) -> int:
+    return int(session.scalar(select(func.count(SkuMapEntry.id)).where(SkuMapEntry.shop_id == shop_id)) or 0)
+
+
+def replace_map(session: Session, shop_id: int, location_id: str, items: Iterable[StockItem], read_at: datetime) -> int:
+    """Replace the SKU map at ``location_id`` with ``items`` (streamed), and record what each
+    stocked item shows as the belief of its SKU, as ``store.stock.store_items`` does: rows read at
+    other locations stay, except items this full listing no longer has. Returns rows stored."""
+    here = SkuMapEntry.location_id == location_id
+    # No session synchronisation: it would fetch every deleted row's id (a catalogue-sized list).
+    session.execute(
+        delete(SkuMapEntry).where(SkuMapEntry.shop_id == shop_id, here),
+        execution_options={"synchronize_session": False},
+    )
+    stored = 0
+    for batch in _batches((item for item in items if item.sku), BATCH):
+        session.execute(
+            insert(SkuMapEntry),
+            [
+                {
+                    "shop_id": shop_id,
+                    "sku": item.sku,
+                    "item_id": item.item_id,
+                    "managed": item.managed,
+                    "location_id": location_id,
+                    "stocked": item.quantity is not None,
+                    "refreshed_at": read_at,
+                }
+                for item in batch
+            ],
+        )
+        _observe(session, shop_id, location_id, batch, read_at)
+        stored += len(batch)
+    # A full listing names every item whatever its location: one it lacks is gone everywhere.
+    listed = select(SkuMapEntry.item_id).where(SkuMapEntry.shop_id == shop_id, here)
+    session.execute(
+        delete(SkuMapEntry).where(
+            SkuMapEntry.shop_id == shop_id, SkuMapEntry.location_id != location_id, SkuMapEntry.item_id.not_in(listed)
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return stored
+
+
+def _observe(session: Session, shop_id: int, location_id: str, batch: list[StockItem], read_at: datetime) -> None:
+    """Beliefs for the batch's stocked items (the last item of a duplicated SKU wins, as in ``remember``)."""
+    seen = {item.sku: item for item in batch if item.quantity is not None}
+    if not seen:
+        return
+    # The SKUs go in as a parameter, not into the statement: SQLAlchemy's statement cache would
+    # keep every batch's values alive (a catalogue-sized leak).
+    stmt = select(StockBelief.sku, StockBelief.id).where(
+        StockBelief.shop_id == bindparam("shop"),
+        StockBelief.location_id == bindparam("location"),
+        StockBelief.sku.in_(bindparam("skus", expanding=True)),
+    )
+    found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": list(seen)})
+    existing: dict[str, int] = {sku: row_id for sku, row_id in found}
+    changed = [
+        {"id": existing[sku], "item_id": item.item_id, "quantity": item.quantity, "as_of": read_at}
+        for sku, item in seen.items()
+        if sku in existing
+    ]
+    if changed:
+        session.execute(update(StockBelief), changed, execution_options={"synchronize_session": False})
+    new = [
+        {
+            "shop_id": shop_id,
+            "location_id": location_id,
+            "sku": sku,
+            "item_id": item.item_id,
+            "quantity": item.quantity,
+            "as_of": read_at,
+        }
+        for sku, item in seen.items()
+        if sku not in existing
+    ]
+    if new:
+        session.execute(insert(StockBelief), new)
+
+
+def _batches(items: Iterator[StockItem], size: int) -> Iterator[list[StockItem]]:
+    while batch := list(islice(items, size)):
+        yield batch
