@@ -45,6 +45,7 @@ from config.startup import settings_or_exit
 from integrations import fulfilment, platforms
 from jobs.runtime import Runtime, build_runtime, get_runtime, set_runtime
 from jobs.scheduling import SchedulerKeeper, mark_workers_alive
+from jobs.threaded import ThreadedWorkerMixin
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,11 @@ class _PoolWorker:
       front of its queue with its retry count untouched, instead of being recorded as failed.
     """
 
-    _requeue_job_id: str | None = None
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        # Jobs interrupted by the shutdown, by id: a threaded worker has several in flight.
+        self._requeue_job_ids: set[str] = set()
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         kwargs["with_scheduler"] = False
@@ -90,14 +91,15 @@ class _PoolWorker:
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         if exc_info and exc_info[0] is not None and issubclass(exc_info[0], (ShutDownImminentException, SystemExit)):
-            self._requeue_job_id = job.id
+            self._requeue_job_ids.add(job.id)
         super().handle_exception(job, *exc_info)  # type: ignore[misc]
 
     def handle_job_failure(
         self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "", execution: Any = None
     ) -> None:
-        if self._requeue_job_id == job.id and not job.has_rate_limit:
-            self._requeue_job_id = None
+        interrupted = job.id in self._requeue_job_ids
+        self._requeue_job_ids.discard(job.id)
+        if interrupted and not job.has_rate_limit:
             with self.connection.pipeline() as pipeline:  # type: ignore[attr-defined]
                 self.cleanup_execution(job, pipeline=pipeline, execution=execution)  # type: ignore[attr-defined]
                 pipeline.execute()
@@ -106,7 +108,6 @@ class _PoolWorker:
             return
         # A rate-limited job is recorded as failed (its slot must be released); the sweep
         # re-creates its work from the database.
-        self._requeue_job_id = None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)  # type: ignore[misc]
 
 
@@ -145,6 +146,27 @@ class RecyclingWorker(_PoolWorker, SimpleWorker):
     def _interrupt_job(self, signum: int, frame: Any) -> None:
         if self._in_job:
             raise ShutDownImminentException("shutdown grace period over", {})
+
+
+class ThreadedWorker(_PoolWorker, ThreadedWorkerMixin, SimpleWorker):
+    """A ``SimpleWorker`` running up to ``RELAIS_WORKER_THREADS`` jobs at once (``jobs.threaded``),
+    recycled after ``RECYCLE_AFTER_JOBS`` jobs like ``RecyclingWorker``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = get_runtime().settings
+        self._threaded_setup(settings.worker_threads, settings.shutdown_grace_seconds)
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        kwargs.setdefault("max_jobs", RECYCLE_AFTER_JOBS)
+        return super().work(*args, **kwargs)
+
+
+def worker_class_for(settings: Settings) -> type:
+    """The pool's worker class: forking, one job at a time, or several jobs in flight."""
+    if settings.worker_class == "fork":
+        return ForkingWorker
+    return ThreadedWorker if settings.worker_threads > 1 else RecyclingWorker
 
 
 class ForkingWorker(_PoolWorker, HerokuWorker):
@@ -230,9 +252,13 @@ def main(burst: bool = False) -> None:
     gc.collect()
     gc.freeze()
 
-    worker_class = RecyclingWorker if settings.worker_class == "simple" else ForkingWorker
+    worker_class = worker_class_for(settings)
     log.info(
-        "starting %d %s workers on %s", settings.worker_processes, worker_class.__name__, ", ".join(runtime.queue_names)
+        "starting %d %s workers (%d threads each) on %s",
+        settings.worker_processes,
+        worker_class.__name__,
+        settings.worker_threads if worker_class is ThreadedWorker else 1,
+        ", ".join(runtime.queue_names),
     )
     keeper = SchedulerKeeper(
         runtime.queue_names,
