@@ -10,7 +10,8 @@ this worker keeps RQ's loop and bookkeeping and changes only where a job runs:
 - the main thread dequeues a job only when one of ``threads`` slots is free, prepares its
   execution (RQ's registries, as ``SimpleWorker`` does) and hands it to a thread;
 - a job's thread runs RQ's own ``perform_job`` (success, retry, failure, callbacks unchanged);
-  timeouts use RQ's ``TimerDeathPenalty`` (SIGALRM works only in the main thread);
+  timeouts are raised in the job's thread by one watchdog thread (RQ's default uses SIGALRM,
+  which only the main thread receives);
 - every guarantee lives outside the worker and is thread-safe: Redis clients from one
   connection pool, a SQLAlchemy session per unit of work (``store.db.transaction``), the
   order's row lock and state machine, the provider's idempotent reference, the per-account
@@ -27,7 +28,6 @@ this worker keeps RQ's loop and bookkeeping and changes only where a job runs:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import threading
@@ -35,11 +35,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rq.exceptions import ShutDownImminentException, StopRequested
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.queue import Queue
-from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker, WorkerStatus
+
+from jobs.job_threads import GraceOver, WatchdogDeathPenalty, raise_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +50,21 @@ INTERRUPT_WAIT = 1.0
 HEARTBEAT_EVERY = 5.0
 
 
-class GraceOver(ShutDownImminentException):
-    """The shutdown grace period is over (raised in a job's thread, so it takes no arguments)."""
-
-    def __init__(self, msg: str = "shutdown grace period over", extra_info: dict[str, Any] | None = None) -> None:
-        super().__init__(msg, extra_info or {})
-
-
-def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
-    """Raise ``exc_type`` in another thread of this process (as RQ's ``TimerDeathPenalty``
-    does); False when that thread is gone."""
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
-    if done > 1:  # more than one thread state touched: undo, as the C API asks
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
-        return False
-    return done == 1
-
-
 class ThreadedWorkerMixin:
     """Runs up to ``threads`` jobs at once; mixed into a ``SimpleWorker`` subclass."""
 
-    death_penalty_class = TimerDeathPenalty
+    death_penalty_class = WatchdogDeathPenalty
+    _last_beat = 0.0
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ renews the worker's key (3 Redis calls) before and after every dequeue; with a
+        hundred jobs a second, once every ``HEARTBEAT_EVERY`` seconds is plenty for a key that
+        lives ``worker_ttl`` (7 minutes). Heartbeats inside RQ's own pipelines are kept."""
+        if pipeline is None and timeout is None:
+            if time.monotonic() - self._last_beat < HEARTBEAT_EVERY:
+                return
+            self._last_beat = time.monotonic()
+        super().heartbeat(timeout, pipeline)  # type: ignore[misc]
 
     threads = 4
     shutdown_grace = 20.0
