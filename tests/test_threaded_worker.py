@@ -17,14 +17,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from config import SettingsError, load_settings
 from jobs.orders import push_order
 from jobs.threaded import ThreadedSimpleWorker
+from jobs.worker import ForkingWorker, RecyclingWorker, ThreadedWorker, worker_class_for
 from store.db import transaction
 from store.models import Order
 from store.shops import upsert_shop
 from tests.conftest import SHOPIFY_SECRET
 from tests.fakes.shipbob import FakeShipBob, make_secret
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
+from tests.test_config import _production
 
 SHOP = "threads.myshopify.com"
 
@@ -188,3 +191,16 @@ def test_a_job_running_past_its_timeout_in_a_thread_fails_with_the_timeout_as_it
     assert slow.get_status(refresh=True) == "failed"
     assert "exceeded maximum timeout value (1 seconds)" in (slow.latest_result().exc_string or "")
     assert quick.get_status(refresh=True) == "finished"
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many"])
+def test_a_worker_thread_count_out_of_range_is_refused_naming_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(_production(RELAIS_WORKER_THREADS=value))
+    assert any("RELAIS_WORKER_THREADS" in problem for problem in refused.value.problems)
+
+
+def test_the_pool_runs_threaded_workers_by_default_and_one_job_at_a_time_with_one_thread() -> None:
+    assert worker_class_for(load_settings(_production())) is ThreadedWorker
+    assert worker_class_for(load_settings(_production(RELAIS_WORKER_THREADS="1"))) is RecyclingWorker
+    assert worker_class_for(load_settings(_production(RELAIS_WORKER_CLASS="fork"))) is ForkingWorker
