@@ -1,14 +1,18 @@
 """The worker process (Procfile ``worker``): a pool of RQ workers plus RQ's cron scheduler.
 
-The worker model was chosen by measurement (``bench/worker_throughput.py``, 2 cores, a provider
-answering in 100 ms, PostgreSQL): RQ's forking ``Worker`` (a work-horse per job) reached only
-~12 orders/s with 6 workers, the fork of a process holding SQLAlchemy, requests and marshmallow
-costing more than the job itself; ``SimpleWorker`` (no fork) reached ~39 orders/s with 6 and
-above 50 with 8, inside 512 MB. So the default is ``SimpleWorker`` x 8, each recycled after
-``RECYCLE_AFTER_JOBS`` jobs (the pool starts a fresh one) so that a slow leak cannot grow
-without bound; the forking model stays one setting away (RELAIS_WORKER_CLASS=fork) where
-isolation matters more than speed. Job modules are imported once here, before the pool forks
-its workers, so no worker pays for imports.
+The worker model was chosen by measurement. First (``bench/worker_throughput.py``, 2 cores, a
+provider answering in 100 ms, PostgreSQL): RQ's forking ``Worker`` (a work-horse per job)
+reached only ~12 orders/s with 6 workers, the fork of a process holding SQLAlchemy, requests and
+marshmallow costing more than the job itself; ``SimpleWorker`` (no fork) reached 50 with 8
+processes, ~315 MB. A push spends most of its time waiting for the provider, so one job at a
+time per process wastes the memory of a process per job in flight. Now (``bench/pipeline.py``,
+webhook to provider): each process runs ``RELAIS_WORKER_THREADS`` jobs at once
+(``ThreadedWorker``, ``jobs/threaded.py``), 2 processes x 16 threads by default: the same
+throughput in half the memory (~160 MB), throughput then bound by CPU, not by jobs in flight.
+Each worker is recycled after ``RECYCLE_AFTER_JOBS`` jobs (the pool starts a fresh one) so
+that a slow leak cannot grow without bound; one job at a time (``RELAIS_WORKER_THREADS=1``) and
+the forking model (``RELAIS_WORKER_CLASS=fork``) stay one setting away. Job modules are
+imported once here, before the pool forks its workers, so no worker pays for imports.
 
 Crash recovery: the pool's parent process holds RQ's scheduler itself (``jobs.scheduling``),
 asking for the locks every tick and taking over those of a dead scheduler, so scheduled retries
