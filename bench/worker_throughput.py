@@ -16,6 +16,7 @@ once) and its ratio to 512 MB.
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import json
 import os
@@ -31,10 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from cli.serve import upgrade_database  # noqa: E402
-from config import Settings, normalise_database_url  # noqa: E402
+from config import load_settings, normalise_database_url  # noqa: E402
 from jobs.maintenance import enqueue_event  # noqa: E402
 from jobs.runtime import build_runtime, set_runtime  # noqa: E402
 from sandbox.demo import CUSTOMERS, demo_order  # noqa: E402
@@ -104,9 +106,24 @@ def main() -> None:
 
         argv = [redis_binary(), "--port", "18204", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         own_redis = subprocess.Popen(argv, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        atexit.register(own_redis.terminate)  # however the bench ends
         redis_url = "redis://127.0.0.1:18204/0"
         time.sleep(0.5)
-    settings = Settings(database_url=db_url, redis_url=redis_url, log_level="WARNING", sandbox_ship_delay=3600)
+    # The bench and the worker read the same settings (the same keys decrypt the shop's secrets).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "RELAIS_", "SHOPIFY_"))}
+    env.update(
+        RELAIS_ENV="development",
+        SECRET_KEY="bench-secret-key-" + "x" * 32,
+        RELAIS_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        SANDBOX_SHIP_DELAY="3600",
+        RELAIS_WORKER_PROCESSES=str(args.workers),
+        RELAIS_WORKER_CLASS=args.worker_class,
+        RELAIS_WORKER_THREADS=str(args.threads),
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    )
+    settings = load_settings(env)
     runtime = build_runtime(settings, redis.Redis.from_url(redis_url))
     set_runtime(runtime)
     runtime.redis.flushdb()
@@ -143,15 +160,6 @@ def main() -> None:
     for event_id in ids:
         enqueue_event(runtime, event_id)
 
-    env = dict(
-        os.environ,
-        DATABASE_URL=db_url,
-        REDIS_URL=redis_url,
-        RELAIS_WORKER_PROCESSES=str(args.workers),
-        RELAIS_WORKER_CLASS=args.worker_class,
-        RELAIS_WORKER_THREADS=str(args.threads),
-        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-    )
     start = time.monotonic()
     worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env=env)
     peak = 0.0
@@ -186,9 +194,6 @@ def main() -> None:
     print(f"peak memory of the worker tree (PSS): {peak:.0f} MB; ratio to 512 MB: {peak / 512:.2f}")
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     runtime.redis.flushdb()
-    if own_redis is not None:
-        own_redis.terminate()
-        own_redis.wait(10)
 
 
 if __name__ == "__main__":

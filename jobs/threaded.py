@@ -54,6 +54,8 @@ class ThreadedWorkerMixin:
     """Runs up to ``threads`` jobs at once; mixed into a ``SimpleWorker`` subclass."""
 
     death_penalty_class = WatchdogDeathPenalty
+    threads = 4
+    shutdown_grace = 20.0
     _last_beat = 0.0
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
@@ -65,9 +67,6 @@ class ThreadedWorkerMixin:
                 return
             self._last_beat = time.monotonic()
         super().heartbeat(timeout, pipeline)  # type: ignore[misc]
-
-    threads = 4
-    shutdown_grace = 20.0
 
     def _threaded_setup(self, threads: int, shutdown_grace: float) -> None:
         self.threads = max(1, threads)
