@@ -8,12 +8,15 @@ sleep sees it only once that call returns.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import itertools
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from rq.exceptions import ShutDownImminentException
@@ -21,6 +24,27 @@ from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 
 #: how often the timeout watchdog looks (job timeouts are minutes long)
 WATCHDOG_TICK = 0.5
+#: the signals that stop a worker: handled by its main thread only
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGUSR1})
+
+
+def block_stop_signals() -> None:
+    """Run in a helper thread: the kernel then delivers a stop signal to the main thread.
+
+    A signal sent to a process may be delivered to any thread that does not block it; Python
+    runs its handler in the main thread, but only once that thread runs Python code again, so a
+    main thread waiting on a socket (the dequeue) would not wake up to stop."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Threads started inside inherit a mask blocking the stop signals."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class GraceOver(ShutDownImminentException):
@@ -58,7 +82,8 @@ class _Watchdog:
             if self._pid != os.getpid():  # first use in this process (threads do not survive a fork)
                 self._pid = os.getpid()
                 self._due.clear()
-                threading.Thread(target=self._watch, name="relais-job-timeouts", daemon=True).start()
+                with stop_signals_blocked():
+                    threading.Thread(target=self._watch, name="relais-job-timeouts", daemon=True).start()
             token = next(self._tokens)
             self._due[token] = (time.monotonic() + seconds, thread_id, exc_type)
             return token

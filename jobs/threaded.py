@@ -40,12 +40,20 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker, WorkerStatus
 
-from jobs.job_threads import GraceOver, WatchdogDeathPenalty, raise_in_thread
+from jobs.job_threads import (
+    GraceOver,
+    WatchdogDeathPenalty,
+    block_stop_signals,
+    raise_in_thread,
+    stop_signals_blocked,
+)
 
 log = logging.getLogger(__name__)
 
 #: after the grace period's interruption, how long a job may take to put itself back in its queue
 INTERRUPT_WAIT = 1.0
+#: longest wait for a job in one Redis call (then the main thread looks around and waits again)
+DEQUEUE_SLICE = 5
 #: how often the main thread renews the worker's heartbeat while every slot is busy
 HEARTBEAT_EVERY = 5.0
 
@@ -79,7 +87,20 @@ class ThreadedWorkerMixin:
         self._idle = threading.Condition(self._flight_lock)
         self._dequeuing = False
         self._grace_timer: threading.Timer | None = None
-        self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="relais-job")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.threads, thread_name_prefix="relais-job", initializer=block_stop_signals
+        )
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wait for a job in slices of a few seconds, not RQ's 7 minutes: whatever wakes the
+        main thread late (a stop signal taken by another thread), it stops within one slice."""
+        return DEQUEUE_SLICE
+
+    def subscribe(self) -> None:
+        """RQ's pubsub thread (commands such as "stop job") must not take the stop signals."""
+        with stop_signals_blocked():
+            super().subscribe()  # type: ignore[misc]
 
     # -- taking jobs ------------------------------------------------------------------------
 
@@ -192,7 +213,8 @@ class ThreadedWorkerMixin:
         if self._grace_timer is None:
             self._grace_timer = threading.Timer(self.shutdown_grace, self.interrupt_jobs)
             self._grace_timer.daemon = True
-            self._grace_timer.start()
+            with stop_signals_blocked():
+                self._grace_timer.start()
 
     def interrupt_jobs(self) -> int:
         """The grace period is over: raise ``ShutDownImminentException`` in every job still

@@ -211,6 +211,8 @@ def test_a_retry_runs_within_seconds_after_the_worker_group_is_sigkilled_and_res
     paid_order(runtime, provider)
     worker = workers()
     wait_for(lambda: retry_scheduled(runtime) and provider.calls, 60, "a push retry scheduled", worker)
+    # The pool's parent takes the locks on its first tick, which a fast first job can outrun.
+    wait_for(lambda: runtime.redis.exists("rq:scheduler-lock:orders") == 1, 30, "the scheduler lock taken", worker)
     # The whole dyno dies, scheduler included, while the retry waits; its scheduler locks stay.
     worker.kill()
     assert runtime.redis.exists("rq:scheduler-lock:orders")
@@ -229,6 +231,9 @@ def test_retries_lost_in_a_redis_flush_are_restored_and_run_within_seconds(runti
     paid_order(runtime, provider)
     worker = workers(RELAIS_RETRY_BACKOFF="30")  # default sweep age and interval (60 s)
     wait_for(lambda: retry_scheduled(runtime) and provider.calls, 60, "a push retry scheduled", worker)
+    # The pool's parent notes Redis' marker on its first tick (then takes the locks): a flush
+    # before that tick would look like a fresh Redis, not a lost one.
+    wait_for(lambda: runtime.redis.exists("rq:scheduler-lock:orders") == 1, 30, "the scheduler lock taken", worker)
     provider.status = 201
     runtime.redis.flushall()
     recovered = wait_for(lambda: order_state(runtime) == "pushed", 30, "the order pushed after the flush", worker)
