@@ -95,7 +95,7 @@ def serve(port: int | None, host: str | None) -> None:
     if settings.dev_secret_file:
         env.setdefault("RELAIS_DEV_SECRET_FILE", settings.dev_secret_file)
     env.setdefault("WEB_CONCURRENCY", "2")
-    env.setdefault("RELAIS_WORKER_PROCESSES", "3")
+    env.setdefault("RELAIS_WORKER_PROCESSES", "1")  # of RELAIS_WORKER_THREADS jobs in flight each
     py = sys.executable
     children = [
         subprocess.Popen(  # nosec B603 # this interpreter, fixed arguments, no shell

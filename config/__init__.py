@@ -90,7 +90,8 @@ class Settings:
     scheduled_lost_after_seconds: int = 30  # a retry this far past its due time has no scheduler: the sweep runs it
     scheduler_takeover_seconds: int = 10  # a scheduler lock whose owner sent no heartbeat for this long is taken over
     shutdown_grace_seconds: int = 20  # on SIGTERM, a job still running after this goes back to its queue
-    worker_processes: int = 8
+    worker_processes: int = 2
+    worker_threads: int = 16  # jobs in flight per worker process (jobs/threaded.py); 1: one at a time
     worker_class: str = "simple"  # simple: no fork (speed, see jobs/worker.py); fork: a horse per job
     sandbox: bool = True  # the development sandbox package (never in production: see sandbox_enabled)
     port: int = 5000
@@ -301,6 +302,9 @@ def _read_settings(env: Mapping[str, str]) -> Settings:
     stock_bulk_threshold = _int(env, "RELAIS_STOCK_BULK_THRESHOLD", 5000)
     if stock_bulk_threshold < 0:
         _problem(f"RELAIS_STOCK_BULK_THRESHOLD must be 0 (always bulk) or more, got {stock_bulk_threshold}")
+    worker_threads = _int(env, "RELAIS_WORKER_THREADS", 16)
+    if not 1 <= worker_threads <= 64:
+        _problem(f"RELAIS_WORKER_THREADS must be between 1 and 64, got {worker_threads}")
     port = _int(env, "PORT", 5000)
     # Heroku routes to 0.0.0.0:$PORT; development listens on this machine only (its secrets are
     # for it alone: see config/startup.py's refuse_public_bind).
@@ -332,7 +336,8 @@ def _read_settings(env: Mapping[str, str]) -> Settings:
         scheduled_lost_after_seconds=_int(env, "RELAIS_SCHEDULED_LOST_AFTER_SECONDS", 30),
         scheduler_takeover_seconds=_int(env, "RELAIS_SCHEDULER_TAKEOVER_SECONDS", 10),
         shutdown_grace_seconds=_int(env, "RELAIS_SHUTDOWN_GRACE_SECONDS", 20),
-        worker_processes=_int(env, "RELAIS_WORKER_PROCESSES", 8),
+        worker_processes=_int(env, "RELAIS_WORKER_PROCESSES", 2),
+        worker_threads=worker_threads,
         worker_class=_choice(env, "RELAIS_WORKER_CLASS", ("fork", "simple"), "simple"),
         sandbox=environment != "production" and sandbox_raw != "0",
         outbound_allow_private=environment != "production" and private_raw != "0",

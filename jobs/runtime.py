@@ -148,8 +148,13 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, redis_client: redis.Redis | None = None) -> Runtime:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, threads=settings.worker_threads)
     http = requests.Session()
+    # One connection per thread in flight, per host, kept for reuse (urllib3's default is 10:
+    # beyond that, connections are opened and thrown away). Sessions are shared by threads.
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, settings.worker_threads))
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
     http.headers["User-Agent"] = "Relais/1.0 (+https://github.com/relais)"
     runtime = Runtime(
         settings=settings,

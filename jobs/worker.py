@@ -1,14 +1,18 @@
 """The worker process (Procfile ``worker``): a pool of RQ workers plus RQ's cron scheduler.
 
-The worker model was chosen by measurement (``bench/worker_throughput.py``, 2 cores, a provider
-answering in 100 ms, PostgreSQL): RQ's forking ``Worker`` (a work-horse per job) reached only
-~12 orders/s with 6 workers, the fork of a process holding SQLAlchemy, requests and marshmallow
-costing more than the job itself; ``SimpleWorker`` (no fork) reached ~39 orders/s with 6 and
-above 50 with 8, inside 512 MB. So the default is ``SimpleWorker`` x 8, each recycled after
-``RECYCLE_AFTER_JOBS`` jobs (the pool starts a fresh one) so that a slow leak cannot grow
-without bound; the forking model stays one setting away (RELAIS_WORKER_CLASS=fork) where
-isolation matters more than speed. Job modules are imported once here, before the pool forks
-its workers, so no worker pays for imports.
+The worker model was chosen by measurement. First (``bench/worker_throughput.py``, 2 cores, a
+provider answering in 100 ms, PostgreSQL): RQ's forking ``Worker`` (a work-horse per job)
+reached only ~12 orders/s with 6 workers, the fork of a process holding SQLAlchemy, requests and
+marshmallow costing more than the job itself; ``SimpleWorker`` (no fork) reached 50 with 8
+processes, ~315 MB. A push spends most of its time waiting for the provider, so one job at a
+time per process wastes the memory of a process per job in flight. Now (``bench/pipeline.py``,
+webhook to provider): each process runs ``RELAIS_WORKER_THREADS`` jobs at once
+(``ThreadedWorker``, ``jobs/threaded.py``), 2 processes x 16 threads by default: the same
+throughput in half the memory (~160 MB), throughput then bound by CPU, not by jobs in flight.
+Each worker is recycled after ``RECYCLE_AFTER_JOBS`` jobs (the pool starts a fresh one) so
+that a slow leak cannot grow without bound; one job at a time (``RELAIS_WORKER_THREADS=1``) and
+the forking model (``RELAIS_WORKER_CLASS=fork``) stay one setting away. Job modules are
+imported once here, before the pool forks its workers, so no worker pays for imports.
 
 Crash recovery: the pool's parent process holds RQ's scheduler itself (``jobs.scheduling``),
 asking for the locks every tick and taking over those of a dead scheduler, so scheduled retries
@@ -45,6 +49,7 @@ from config.startup import settings_or_exit
 from integrations import fulfilment, platforms
 from jobs.runtime import Runtime, build_runtime, get_runtime, set_runtime
 from jobs.scheduling import SchedulerKeeper, mark_workers_alive
+from jobs.threaded import ThreadedWorkerMixin
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +83,11 @@ class _PoolWorker:
       front of its queue with its retry count untouched, instead of being recorded as failed.
     """
 
-    _requeue_job_id: str | None = None
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        # Jobs interrupted by the shutdown, by id: a threaded worker has several in flight.
+        self._requeue_job_ids: set[str] = set()
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         kwargs["with_scheduler"] = False
@@ -90,14 +95,15 @@ class _PoolWorker:
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         if exc_info and exc_info[0] is not None and issubclass(exc_info[0], (ShutDownImminentException, SystemExit)):
-            self._requeue_job_id = job.id
+            self._requeue_job_ids.add(job.id)
         super().handle_exception(job, *exc_info)  # type: ignore[misc]
 
     def handle_job_failure(
         self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "", execution: Any = None
     ) -> None:
-        if self._requeue_job_id == job.id and not job.has_rate_limit:
-            self._requeue_job_id = None
+        interrupted = job.id in self._requeue_job_ids
+        self._requeue_job_ids.discard(job.id)
+        if interrupted and not job.has_rate_limit:
             with self.connection.pipeline() as pipeline:  # type: ignore[attr-defined]
                 self.cleanup_execution(job, pipeline=pipeline, execution=execution)  # type: ignore[attr-defined]
                 pipeline.execute()
@@ -106,7 +112,6 @@ class _PoolWorker:
             return
         # A rate-limited job is recorded as failed (its slot must be released); the sweep
         # re-creates its work from the database.
-        self._requeue_job_id = None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)  # type: ignore[misc]
 
 
@@ -145,6 +150,27 @@ class RecyclingWorker(_PoolWorker, SimpleWorker):
     def _interrupt_job(self, signum: int, frame: Any) -> None:
         if self._in_job:
             raise ShutDownImminentException("shutdown grace period over", {})
+
+
+class ThreadedWorker(_PoolWorker, ThreadedWorkerMixin, SimpleWorker):
+    """A ``SimpleWorker`` running up to ``RELAIS_WORKER_THREADS`` jobs at once (``jobs.threaded``),
+    recycled after ``RECYCLE_AFTER_JOBS`` jobs like ``RecyclingWorker``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = get_runtime().settings
+        self._threaded_setup(settings.worker_threads, settings.shutdown_grace_seconds)
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        kwargs.setdefault("max_jobs", RECYCLE_AFTER_JOBS)
+        return super().work(*args, **kwargs)
+
+
+def worker_class_for(settings: Settings) -> type:
+    """The pool's worker class: forking, one job at a time, or several jobs in flight."""
+    if settings.worker_class == "fork":
+        return ForkingWorker
+    return ThreadedWorker if settings.worker_threads > 1 else RecyclingWorker
 
 
 class ForkingWorker(_PoolWorker, HerokuWorker):
@@ -230,9 +256,13 @@ def main(burst: bool = False) -> None:
     gc.collect()
     gc.freeze()
 
-    worker_class = RecyclingWorker if settings.worker_class == "simple" else ForkingWorker
+    worker_class = worker_class_for(settings)
     log.info(
-        "starting %d %s workers on %s", settings.worker_processes, worker_class.__name__, ", ".join(runtime.queue_names)
+        "starting %d %s workers (%d threads each) on %s",
+        settings.worker_processes,
+        worker_class.__name__,
+        settings.worker_threads if worker_class is ThreadedWorker else 1,
+        ", ".join(runtime.queue_names),
     )
     keeper = SchedulerKeeper(
         runtime.queue_names,

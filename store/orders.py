@@ -9,6 +9,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, object_session
 
 from integrations import model
+from store.db import lock_for_write
 from store.models import FulfilmentAttempt, Order, OrderLine, OrderTransition, utcnow
 
 
@@ -57,13 +58,15 @@ def _add(order: Order, child: object) -> None:
 
 
 def get_for_update(session: Session, order_id: int) -> Order | None:
-    """The order row, locked until commit on PostgreSQL (SQLite serialises writers anyway)."""
+    """The order row, locked until commit (on SQLite: the whole database, see ``lock_for_write``)."""
+    lock_for_write(session)
     return session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
 
 
 def find(session: Session, shop_id: int, platform_order_id: str, lock: bool = False) -> Order | None:
     stmt = select(Order).where(Order.shop_id == shop_id, Order.platform_order_id == platform_order_id)
     if lock:
+        lock_for_write(session)
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
 
