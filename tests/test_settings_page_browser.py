@@ -74,6 +74,8 @@ def shop_with_orders(runtime, shopify) -> tuple[int, int]:  # type: ignore[no-un
     failed = add_order(
         runtime, shop_id, "1001", states.FAILED, "sandbox refused the order: recipient: invalid postcode"
     )
+    # The page turns the fraud rule on: Shopify has assessed the retried order as low risk.
+    shopify.places.set_risk("gid://shopify/Order/1001", "LOW", recommendation="ACCEPT")
     add_order(runtime, shop_id, "1002", states.HELD, "tagged review (a hold tag)")
     add_order(runtime, shop_id, "1003", states.RECEIVED, "waiting for payment", sku="")
     shipped = add_order(runtime, shop_id, "1004", states.READY, "paid")

@@ -58,5 +58,8 @@ def test_a_notification_signed_with_the_previous_secret_is_accepted_during_a_rot
         runtime.redis,
     )
     body = json.dumps({"kind": "CANCELLATION_REQUEST"}).encode()
-    answer = post(create_app(runtime=rotated).test_client(), body, sign(SHOPIFY_SECRET, body))
+    try:
+        answer = post(create_app(runtime=rotated).test_client(), body, sign(SHOPIFY_SECRET, body))
+    finally:
+        rotated.engine.dispose()  # its own pool: closed here, not by the garbage collector
     assert answer.status_code == 200 and queued(runtime) == 1
