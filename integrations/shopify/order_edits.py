@@ -16,33 +16,19 @@ from typing import Any
 from integrations.model import Order
 from integrations.platforms import UnreadableOrder
 from integrations.shopify.admin import AdminClient
-from integrations.shopify.reconcile import ORDER_LINE_ITEMS, to_order
+from integrations.shopify.reconcile import ORDER_FIELDS, all_lines, to_order
 
 TOPIC = "orders/edited"
 
-ORDER_AFTER_EDIT = """
+ORDER_AFTER_EDIT = (
+    """
 query RelaisOrderAfterEdit($id: ID!) {
-  order(id: $id) {
-    id
-    name
-    email
-    phone
-    createdAt
-    updatedAt
-    cancelledAt
-    displayFinancialStatus
-    tags
-    shippingAddress {
-      name firstName lastName company address1 address2 city provinceCode zip countryCodeV2 phone
-    }
-    shippingLine { title code }
-    lineItems(first: 25) {
-      nodes { id sku name quantity currentQuantity requiresShipping isGiftCard }
-      pageInfo { hasNextPage endCursor }
-    }
-  }
+  order(id: $id) {"""
+    + ORDER_FIELDS
+    + """  }
 }
 """
+)
 
 
 def edited_order_id(payload: Mapping[str, Any]) -> str:
@@ -59,19 +45,7 @@ def order_after_edit(admin: AdminClient, order_id: str) -> Order:
     node = admin.query(ORDER_AFTER_EDIT, {"id": f"gid://shopify/Order/{order_id}"}).get("order")
     if not node:
         raise ValueError(f"Shopify has no order {order_id} to read after its edit")
-    order = to_order(node, _lines(admin, node))
+    order = to_order(node, all_lines(admin, node))
     if isinstance(order, UnreadableOrder):
         raise ValueError(order.error)
     return order
-
-
-def _lines(admin: AdminClient, node: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every line of the order: the first 25 came with it, the rest 100 a page (``ORDER_LINE_ITEMS``)."""
-    connection = node.get("lineItems") or {}
-    lines, page = list(connection.get("nodes") or []), connection.get("pageInfo") or {}
-    while page.get("hasNextPage") and page.get("endCursor"):
-        data = admin.query(ORDER_LINE_ITEMS, {"id": node["id"], "after": page["endCursor"]}).get("order") or {}
-        more = data.get("lineItems") or {}
-        lines.extend(more.get("nodes") or [])
-        page = more.get("pageInfo") or {}
-    return lines

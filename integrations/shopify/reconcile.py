@@ -30,10 +30,10 @@ from integrations.shopify.orders import parse_order
 
 # Page sizes are literals in the documents (so the schema test prices them as sent): 20 orders,
 # 25 line items each; an order with more lines has the rest read 100 at a time.
-ORDERS_CHANGED = """
-query RelaisOrdersChangedSince($query: String!, $after: String) {
-  orders(first: 20, after: $after, sortKey: UPDATED_AT, query: $query) {
-    nodes {
+
+# The order fields every reader of whole orders asks for (here and ``order_edits``), mapped by
+# ``to_order`` through the webhook normaliser.
+ORDER_FIELDS = """
       id
       name
       email
@@ -51,11 +51,20 @@ query RelaisOrdersChangedSince($query: String!, $after: String) {
         nodes { id sku name quantity currentQuantity requiresShipping isGiftCard }
         pageInfo { hasNextPage endCursor }
       }
-    }
+"""
+
+ORDERS_CHANGED = (
+    """
+query RelaisOrdersChangedSince($query: String!, $after: String) {
+  orders(first: 20, after: $after, sortKey: UPDATED_AT, query: $query) {
+    nodes {"""
+    + ORDER_FIELDS
+    + """    }
     pageInfo { hasNextPage endCursor }
   }
 }
 """
+)
 
 ORDER_LINE_ITEMS = """
 query RelaisOrderLineItems($id: ID!, $after: String) {
@@ -86,14 +95,16 @@ def orders_changed_since(admin: AdminClient, since: datetime) -> Iterator[Order 
     while True:
         connection = (admin.query(ORDERS_CHANGED, variables).get("orders")) or {}
         for node in connection.get("nodes") or []:
-            yield to_order(node, _all_lines(admin, node))
+            yield to_order(node, all_lines(admin, node))
         page = connection.get("pageInfo") or {}
         if not page.get("hasNextPage") or not page.get("endCursor"):
             return
         variables = {**variables, "after": page["endCursor"]}
 
 
-def _all_lines(admin: AdminClient, node: dict[str, Any]) -> list[dict[str, Any]]:
+def all_lines(admin: AdminClient, node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every line of an order read with ``ORDER_FIELDS``: the first 25 came with it, the rest
+    100 a page (``ORDER_LINE_ITEMS``)."""
     connection = node.get("lineItems") or {}
     lines = list(connection.get("nodes") or [])
     page = connection.get("pageInfo") or {}
