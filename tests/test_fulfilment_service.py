@@ -86,9 +86,8 @@ def deliver(server, payload: dict, topic: str) -> None:  # type: ignore[no-untyp
     assert requests.post(f"{server.url}/webhooks/shopify", data=body, headers=headers, timeout=10).status_code == 200
 
 
-def two_location_order(server, runtime, shopify: FakeShopifyAdmin, ours_sku: str = "IPOD2008GREEN"):  # type: ignore[no-untyped-def]
-    """One line at the merchant's own location, one at our service's; the paid webhook arrives."""
-    order = shopify.add_order(ORDER_ID, [("OWN-MUG", 1, OWN), (ours_sku, 2, our_location(runtime))])
+def order_payload(order) -> dict:  # type: ignore[no-untyped-def]
+    """The order's webhook body, its lines those the fake shop holds."""
     payload = paid_order(ORDER_ID)
     payload["line_items"] = [
         {
@@ -102,6 +101,13 @@ def two_location_order(server, runtime, shopify: FakeShopifyAdmin, ours_sku: str
         }
         for li in order.line_items
     ]
+    return payload
+
+
+def two_location_order(server, runtime, shopify: FakeShopifyAdmin, ours_sku: str = "IPOD2008GREEN"):  # type: ignore[no-untyped-def]
+    """One line at the merchant's own location, one at our service's; the paid webhook arrives."""
+    order = shopify.add_order(ORDER_ID, [("OWN-MUG", 1, OWN), (ours_sku, 2, our_location(runtime))])
+    payload = order_payload(order)
     deliver(server, payload, "orders/paid")
     drain(runtime)
     [own_fo] = [fo for fo in order.fulfillment_orders if fo.location_id == OWN]
@@ -181,19 +187,7 @@ def test_an_order_update_after_the_push_compares_only_our_lines_and_applies_a_ne
     request_fulfilment(server, shopify, our_fo.id)
     drain(runtime)
     [sent] = shipbob.state.orders.values()
-    payload = paid_order(ORDER_ID)
-    payload["line_items"] = [
-        {
-            "id": int(li.legacy_id),
-            "sku": li.sku,
-            "name": li.sku,
-            "quantity": li.quantity,
-            "current_quantity": li.quantity,
-            "requires_shipping": True,
-            "gift_card": False,
-        }
-        for li in order.line_items
-    ]
+    payload = order_payload(order)
     payload["updated_at"] = "2030-01-01T10:00:00-05:00"
     deliver(server, payload, "orders/updated")  # the merchant's own line is not "added" at the provider
     drain(runtime)
