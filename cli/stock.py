@@ -65,7 +65,9 @@ def report_lines(row: StockSyncRun, limit: int | None = SHOWN) -> list[str]:
     """The report as lines of text (the settings page can show the same)."""
     read = row.read or {}
     provider = read.get("provider") or {}
-    levels = sum(len(skus) for skus in provider.values())
+    # Counts are exact; the per-SKU detail of a large run keeps its first entries (``jobs.stock_record``).
+    counts = read.get("counts") or {}
+    levels = counts.get("levels", sum(len(skus) for skus in provider.values()))
     lines = [
         f"stock sync {row.id} of shop {row.shop_id} ({row.trigger}): {row.status}",
         f"  started {row.started_at:%Y-%m-%d %H:%M:%S}, finished "
@@ -80,17 +82,19 @@ def report_lines(row: StockSyncRun, limit: int | None = SHOWN) -> list[str]:
         f"{sum(reserved.values())} unit(s) of {len(reserved)} SKU(s) reserved by orders"
     )
     written = row.written or {}
-    lines.append(f"  written: {sum(len(v) for v in written.values())} SKU(s) in {row.calls} call(s)")
+    written_count = counts.get("written", sum(len(v) for v in written.values()))
+    lines.append(f"  written: {written_count} SKU(s) in {row.calls} call(s)")
     for location, skus in sorted(written.items()):
         lines.append(f"    at {location}:")
         lines.extend(_listed([f"{sku} → {qty}" for sku, qty in sorted(skus.items())], limit, "      "))
     by_reason: dict[str, list[str]] = defaultdict(list)
     for sku, reason in (row.skipped or {}).items():
         by_reason[reason].append(sku)
-    lines.append(f"  skipped: {len(row.skipped or {})} SKU(s)")
-    for reason, skus in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
-        lines.append(f"    {reason}: {len(skus)}")
-        lines.extend(_listed(sorted(skus), limit, "      "))
+    per_reason = counts.get("skipped_by_reason") or {reason: len(skus) for reason, skus in by_reason.items()}
+    lines.append(f"  skipped: {counts.get('skipped', len(row.skipped or {}))} SKU(s)")
+    for reason, number in sorted(per_reason.items(), key=lambda item: (-item[1], item[0])):
+        lines.append(f"    {reason}: {number}")
+        lines.extend(_listed(sorted(by_reason.get(reason, [])), limit, "      "))
     return lines
 
 

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,13 +36,15 @@ from sqlalchemy.orm import Session
 
 from integrations.errors import ConfigError, RelaisError, RetryableError
 from integrations.fulfilment.base import FulfilmentProvider
-from integrations.platforms import Platform, StockChange
+from integrations.platforms import Platform
 from jobs import stock_bulk, stock_catalogue
 from jobs.locations import StockTarget, stock_target
 from jobs.parties import platform_for, provider_for
 from jobs.queues import enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
-from jobs.stock_compute import UNMAPPED, Buffers, PlannedChange, after_refusal, believed, plan
+from jobs.stock_compute import UNMAPPED, Buffers, believed, plan, sku_batches
+from jobs.stock_record import RunRecord
+from jobs.stock_write import Writer
 from store import stock as stock_store
 from store.db import transaction
 from store.models import Shop, WebhookEvent, utcnow
@@ -53,10 +54,12 @@ from store.stock_models import StockSyncRun
 
 log = logging.getLogger(__name__)
 
-WRITE_ROUNDS = 3  # a SKU refused as stale this many times in one run waits for the next run
 MAP_MAX_AGE = timedelta(hours=24)
 LOCK_SECONDS = 1800
 JOB_TIMEOUT = 1800  # a first sync of a large catalogue builds the whole SKU map
+REPORTED_APART = (
+    "the provider listed this SKU's centres apart: shown from the first of them only (too low, never too high)"
+)
 
 
 @dataclass
@@ -77,17 +80,6 @@ class Outcome:
         text = f"run {self.run_id} {self.status}: {self.written} written, {self.unchanged} unchanged, "
         text += f"{self.skipped} skipped, {self.calls} write call(s)"
         return text + (f" — {self.message}" if self.message else "")
-
-
-@dataclass
-class _Written:
-    by_location: dict[str, dict[str, int]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    touched: set[str] = field(default_factory=set)  # written or read back: beliefs already fresh
-    calls: int = 0
-
-    def count(self) -> int:
-        return sum(len(v) for v in self.by_location.values())
 
 
 def sync_shop(shop_id: int) -> Retry | str:
@@ -210,6 +202,9 @@ def _map_step(runtime: Runtime, shop_id: int, platform: Platform, location: str)
     return stock_bulk.refresh_map(runtime, shop_id, platform, location)
 
 
+BATCH = 1000  # provider levels planned at a time (a SKU's levels are never split)
+
+
 def _sync(
     runtime: Runtime,
     run_id: int,
@@ -220,67 +215,50 @@ def _sync(
     target: StockTarget,
     steps: dict[str, stock_bulk.MapStep],
 ) -> Outcome:
-    levels = list(provider.inventory())
-    if not levels:
-        # An empty list is far likelier an outage than an empty warehouse: zeroing the shop
-        # would be worse than waiting for the next run.
-        raise ConfigError("the provider reported no stock at all; nothing written")
-    total = _Totals()
+    """Stream the provider's levels a batch at a time: join each batch with the SKU map and the
+    beliefs in the database, plan it, and hand its changes to the writer's thread, which writes
+    them while the next batches are read and planned. Memory holds a few batches, not the
+    catalogue (the one thing that grows with it is the set of SKUs seen, for the end's checks)."""
     for location in target.locations:
-        if target.mapping:
-            centres = {centre for centre, shop_location in target.mapping.items() if shop_location == location}
-            part, mapping = [lv for lv in levels if lv.location in centres], dict.fromkeys(centres, location)
-        else:
-            part, mapping = levels, {}
-        _sync_location(runtime, run_id, shop_id, settings, platform, part, mapping, location, steps[location], total)
-    if target.mapping:
-        total.skipped.update(
-            {
-                lv.sku: UNMAPPED.format(location=lv.location)
-                for lv in levels
-                if lv.location not in target.mapping and lv.sku not in total.placed
-            }
-        )
+        _read_map(runtime, run_id, shop_id, platform, location, steps[location])
+    with runtime.sessions() as session:
+        orders_read_at = utcnow()
+        window = timedelta(minutes=float(settings.get("stock_reserve_pushed_minutes", 10)))
+        reserved = stock_store.reserved_units(session, shop_id, orders_read_at - window)
+        received = {loc: stock_store.received_since_beliefs(session, shop_id, loc) for loc in target.locations}
+    record = RunRecord()
+    writer = Writer(runtime, run_id, shop_id, platform, record, orders_read_at)
+    planner = _Planner(runtime, shop_id, platform, target, settings, reserved, received, record, writer)
+    writer.start()
+    try:
+        for batch in sku_batches(provider.inventory(), BATCH):
+            planner.batch(batch)
+        if not planner.seen:
+            # An empty list is far likelier an outage than an empty warehouse: zeroing the shop
+            # would be worse than waiting for the next run.
+            raise ConfigError("the provider reported no stock at all; nothing written")
+        planner.finish()
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
     with transaction(runtime.sessions) as session:
         done = session.get(StockSyncRun, run_id)
-        done.status, done.finished_at, done.calls = "ok", utcnow(), total.calls
-        done.read = _read_record(levels, total.reserved, total.targets)
+        done.status, done.finished_at, done.calls = "ok", utcnow(), record.calls
+        done.read = record.as_read(reserved)
         refreshed = [step for step in steps.values() if step.state in ("read", "paged")]
         if refreshed:  # how the SKU map was read this run (the first location that needed it)
             source = "export" if refreshed[0].state == "read" else "pages"
             done.read["map"] = {"source": source, "note": refreshed[0].reason}
-        done.written = total.written
-        done.skipped = total.skipped
-    written = sum(len(v) for v in total.written.values())
-    return Outcome("ok", run_id, written, len(total.skipped), total.unchanged, total.calls)
+        done.written = record.written
+        done.skipped = record.skipped
+    return Outcome("ok", run_id, record.written_count, record.skipped_count, record.unchanged, record.calls)
 
 
-@dataclass
-class _Totals:
-    """One run's figures added up over the shop locations it writes to."""
-
-    written: dict[str, dict[str, int]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    targets: dict[str, dict[str, int]] = field(default_factory=dict)
-    reserved: dict[str, int] = field(default_factory=dict)
-    placed: set[str] = field(default_factory=set)  # SKUs some mapped centre reported
-    unchanged: int = 0
-    calls: int = 0
-
-
-def _sync_location(
-    runtime: Runtime,
-    run_id: int,
-    shop_id: int,
-    settings: dict[str, Any],
-    platform: Platform,
-    levels: list[Any],
-    mapping: dict[str, str],
-    location: str,
-    step: stock_bulk.MapStep,
-    total: _Totals,
+def _read_map(
+    runtime: Runtime, run_id: int, shop_id: int, platform: Platform, location: str, step: stock_bulk.MapStep
 ) -> None:
-    """Map, plan and write one shop location's stock from the provider levels that count there."""
+    """The map at ``location`` before any batch is planned: read from an export already, or paged now."""
     if step.state == "read":  # the map was read from the shop's export before the sync began
         with transaction(runtime.sessions) as session:
             session.get(StockSyncRun, run_id).map_refreshed_at = step.read_at
@@ -290,101 +268,142 @@ def _sync_location(
         with transaction(runtime.sessions) as session:
             stock_store.store_items(session, shop_id, location, items, read_at)
             session.get(StockSyncRun, run_id).map_refreshed_at = read_at
-    with transaction(runtime.sessions) as session:
-        catalogue = stock_store.catalogue(session, shop_id)
-        unknown = {level.sku for level in levels if level.sku and level.sku not in catalogue}
-        if stock_catalogue.look_up_unknown(runtime, session, shop_id, platform, location, unknown):
-            catalogue = stock_store.catalogue(session, shop_id)
-    with runtime.sessions() as session:
-        orders_read_at = utcnow()
-        window = timedelta(minutes=float(settings.get("stock_reserve_pushed_minutes", 10)))
-        reserved = stock_store.reserved_units(session, shop_id, orders_read_at - window)
-        rows = stock_store.belief_values(session, shop_id, location)
-        received = stock_store.received_since_beliefs(session, shop_id, location)
-        before = [(loc, sku) for loc, sku in stock_store.written_before(session, shop_id) if loc == location]
-    shown = {
-        (location, sku): believed(row.quantity, received.get(sku, 0))
-        for sku, row in rows.items()
-        if row.quantity is not None
-    }
-    buffers = Buffers(int(settings.get("safety_buffer") or 0), dict(settings.get("sku_buffers") or {}))
-    planned = plan(levels, mapping, location, reserved, buffers, catalogue, shown, before)
-    result = _write(runtime, run_id, shop_id, platform, planned.changes)
-    # Roll beliefs forward where orders explained a drop, so the next run counts from here.
-    rolled = {
-        sku: (rows[sku].item_id, shown[(location, sku)])
-        for sku in received
-        if sku in rows and sku not in result.touched and (location, sku) in shown
-    }
-    with transaction(runtime.sessions) as session:
-        stock_store.remember(session, shop_id, location, rolled, orders_read_at, written=False)
-    for shop_location, written in result.by_location.items():
-        total.written.setdefault(shop_location, {}).update(written)
-    total.skipped.update({**planned.skipped, **result.skipped})
-    total.targets.update(planned.targets)
-    total.reserved.update(reserved)
-    total.placed.update(level.sku for level in levels)
-    total.unchanged += planned.unchanged
-    total.calls += result.calls
 
 
-def _write(
-    runtime: Runtime, run_id: int, shop_id: int, platform: Platform, changes: tuple[PlannedChange, ...]
-) -> _Written:
-    """Write the planned changes per location; a stale SKU is read back and re-planned."""
-    done = _Written()
-    nonce = secrets.token_hex(4)
-    by_location: dict[str, list[PlannedChange]] = {}
-    for change in changes:
-        by_location.setdefault(change.location, []).append(change)
-    for location, pending in by_location.items():
-        for attempt in range(WRITE_ROUNDS):
-            if not pending:
-                break
-            item_of = {c.sku: c.item_id for c in pending}
-            try:
-                outcome = platform.write_stock(
-                    location,
-                    [StockChange(c.sku, c.quantity, c.expected, c.item_id) for c in pending],
-                    f"{run_id}-{attempt}-{nonce}",
-                )
-            except RetryableError:
-                # Some requests may have been applied, their answers lost: a guess would be
-                # refused as stale and the refusal misread as sales. Read before the next write.
-                with transaction(runtime.sessions) as session:
-                    stock_store.uncertain(session, shop_id, location, item_of, utcnow())
-                raise
-            done.calls += outcome.calls
-            done.skipped.update(outcome.skipped)
-            done.by_location.setdefault(location, {}).update(outcome.written)
-            done.touched.update(outcome.written, outcome.stale)
-            retry: list[PlannedChange] = []
-            read_back: dict[str, tuple[str, int | None]] = {}
-            for change in pending:
-                if change.sku not in outcome.stale:
-                    continue
-                current = outcome.stale[change.sku]
-                quantity = after_refusal(change.quantity, change.expected, current)
-                read_back[change.sku] = (change.item_id, current)
-                if quantity != current:
-                    retry.append(PlannedChange(location, change.sku, change.item_id, quantity, current))
-            with transaction(runtime.sessions) as session:
-                at = utcnow()
-                stock_store.remember(session, shop_id, location, read_back, at, written=False)
-                written = {sku: (item_of[sku], qty) for sku, qty in outcome.written.items()}
-                stock_store.remember(session, shop_id, location, written, at, written=True, run_id=run_id)
-            pending = retry
-        for change in pending:
-            done.skipped[change.sku] = f"not written: the shop's quantity kept changing ({WRITE_ROUNDS} tries)"
-    return done
+class _Planner:
+    """Plans one batch of provider levels at every shop location the target writes to."""
 
+    def __init__(
+        self,
+        runtime: Runtime,
+        shop_id: int,
+        platform: Platform,
+        target: StockTarget,
+        settings: dict[str, Any],
+        reserved: dict[str, int],
+        received: dict[str, dict[str, int]],
+        record: RunRecord,
+        writer: Writer,
+    ) -> None:
+        self.runtime, self.shop_id, self.platform, self.target = runtime, shop_id, platform, target
+        self.reserved, self.received, self.record, self.writer = reserved, received, record, writer
+        self.buffers = Buffers(int(settings.get("safety_buffer") or 0), dict(settings.get("sku_buffers") or {}))
+        self.centres = {
+            location: {centre for centre, shop_location in target.mapping.items() if shop_location == location}
+            for location in target.locations
+        }
+        self.seen: set[str] = set()  # SKUs planned (the provider reported them)
+        self.deferred: list[Any] = []  # levels of SKUs the map lacks, planned after their look-up
+        self.deferred_skus: set[str] = set()
 
-def _read_record(levels: list[Any], reserved: dict[str, int], targets: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """What the run read: the provider's figures per location, reserved units, and the targets."""
-    provider: dict[str, dict[str, list[int]]] = {}
-    for level in levels:
-        provider.setdefault(level.location, {})[level.sku] = [level.on_hand, level.fulfillable]
-    return {"provider": provider, "reserved": reserved, "targets": targets}
+    def batch(self, levels: list[Any], *, defer: bool = True) -> None:
+        skus = {level.sku for level in levels if level.sku}
+        if defer:
+            apart = skus & self.seen
+            if apart:  # planned already from its first levels: never planned twice in a run
+                levels = [level for level in levels if level.sku not in apart]
+                self.record.skip(dict.fromkeys(apart, REPORTED_APART))
+                skus -= apart
+            self.seen |= skus
+        self.record.read(levels)
+        with self.runtime.sessions() as session:
+            catalogue = stock_store.catalogue(session, self.shop_id, skus)
+        unknown = skus - catalogue.keys()
+        room = stock_catalogue.UNKNOWN_LOOKUP_MAX - len(self.deferred_skus)
+        if defer and unknown and room > 0:
+            later = set(sorted(unknown)[:room])
+            self.deferred_skus |= later
+            self.deferred.extend(level for level in levels if level.sku in later)
+            levels = [level for level in levels if level.sku not in later]
+            skus -= later
+        skipped: dict[str, str] = {}
+        placed: set[str] = set()
+        for location in self.target.locations:
+            if self.target.mapping:
+                centres = self.centres[location]
+                part, mapping = [lv for lv in levels if lv.location in centres], dict.fromkeys(centres, location)
+            else:
+                part, mapping = levels, {}
+            placed.update(level.sku for level in part)
+            self._plan(location, part, mapping, skus, catalogue, skipped)
+        if self.target.mapping:
+            skipped.update(
+                {
+                    lv.sku: UNMAPPED.format(location=lv.location)
+                    for lv in levels
+                    if lv.location not in self.target.mapping and lv.sku not in placed
+                }
+            )
+        self.record.skip(skipped)
+
+    def _plan(
+        self,
+        location: str,
+        part: list[Any],
+        mapping: dict[str, str],
+        skus: set[str],
+        catalogue: dict[str, Any],
+        skipped: dict[str, str],
+    ) -> None:
+        received = self.received.get(location, {})
+        with self.runtime.sessions() as session:
+            rows = stock_store.belief_values(session, self.shop_id, location, skus)
+        shown = {
+            (location, sku): believed(row.quantity, received.get(sku, 0))
+            for sku, row in rows.items()
+            if row.quantity is not None
+        }
+        # Written before and not reported here now: no fulfillable stock (``plan``).
+        before = [(location, sku) for sku, row in rows.items() if row.written_at is not None]
+        planned = plan(part, mapping, location, self.reserved, self.buffers, catalogue, shown, before)
+        skipped.update(planned.skipped)
+        self.record.planned(planned.targets, planned.unchanged)
+        # Where orders explained a drop, the belief rolls forward (after the SKU's write, if any).
+        rolls = {sku: (rows[sku].item_id, shown[(location, sku)]) for sku in received if (location, sku) in shown}
+        self.writer.put(location, planned.changes, rolls)
+
+    def finish(self) -> None:
+        """After the stream: the SKUs the map lacked, looked up and planned; then the SKUs written
+        before that the provider no longer reports (to 0), and beliefs of unreported SKUs rolled."""
+        if self.deferred:
+            with transaction(self.runtime.sessions) as session:
+                for location in self.target.locations:
+                    stock_catalogue.look_up_unknown(
+                        self.runtime, session, self.shop_id, self.platform, location, self.deferred_skus
+                    )
+            for start in range(0, len(self.deferred), BATCH):
+                self.batch(self.deferred[start : start + BATCH], defer=False)
+            self.deferred = []
+        for location in self.target.locations:
+            after = ""
+            while True:
+                with self.runtime.sessions() as session:
+                    page = stock_store.written_skus(session, self.shop_id, location, after, BATCH)
+                if not page:
+                    break
+                after = page[-1]
+                gone = set(page) - self.seen
+                if gone:
+                    with self.runtime.sessions() as session:
+                        catalogue = stock_store.catalogue(session, self.shop_id, gone)
+                    skipped: dict[str, str] = {}
+                    self._plan(location, [], {}, gone, catalogue, skipped)
+                    self.record.skip(skipped)
+                    self.seen |= gone
+            unreported = set(self.received.get(location, {})) - self.seen
+            if unreported:  # not reported and never written: only their beliefs roll forward
+                self._plan_rolls_only(location, unreported)
+
+    def _plan_rolls_only(self, location: str, skus: set[str]) -> None:
+        received = self.received.get(location, {})
+        with self.runtime.sessions() as session:
+            rows = stock_store.belief_values(session, self.shop_id, location, skus)
+        rolls = {
+            sku: (row.item_id, believed(row.quantity, received.get(sku, 0)))
+            for sku, row in rows.items()
+            if row.quantity is not None
+        }
+        self.writer.put(location, [], rolls)
 
 
 def last_report(session: Session, shop_id: int) -> StockSyncRun | None:

@@ -15,7 +15,7 @@ units subtracted, so a race never shows stock that was already sold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from integrations.model import InventoryLevel
@@ -164,3 +164,19 @@ def after_refusal(wanted: int, expected: int | None, current: int) -> int:
     """
     unseen = max(0, expected - current) if expected is not None else 0
     return max(0, wanted - unseen)
+
+
+def sku_batches(levels: Iterable[InventoryLevel], size: int) -> Iterator[list[InventoryLevel]]:
+    """The provider's levels in batches of about ``size``, a SKU's adjacent levels never split.
+
+    A SKU's levels at several centres are summed per shop location (``locate``), so one SKU must
+    be planned from all of them at once. Providers list a SKU's centres together; a SKU that
+    comes back after its batch was planned is the caller's to refuse (``seen``)."""
+    batch: list[InventoryLevel] = []
+    for level in levels:
+        if len(batch) >= size and level.sku != batch[-1].sku:
+            yield batch
+            batch = []
+        batch.append(level)
+    if batch:
+        yield batch

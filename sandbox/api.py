@@ -29,7 +29,8 @@ Endpoints (under ``/sandbox``, JSON in and out):
   released; ``{"status": "cancelled" | "too_late" | "partial", "shipments": [{id, cancelled,
   reason}]}``.
 - ``GET /api/inventory`` — ``{"items": [{sku, location: "SANDBOX-1", on_hand, committed,
-  fulfillable}]}``, fulfillable = on_hand − committed (never below 0).
+  fulfillable}]}``, fulfillable = on_hand − committed (never below 0), in SKU order. With
+  ``?limit=n`` (at most 1000) and ``after=<sku>``: one page, and ``next`` (null on the last page).
 - ``GET /api/locations`` — ``{"locations": [{id: "SANDBOX-1", name}]}``: its one warehouse.
 - ``PUT /api/inventory/<sku>`` — ``{"on_hand": n}`` sets the stock (demo and tests).
 - ``POST /api/faults`` — ``{"fail_next": n, "status": 429|500|502|503|422|401|403,
@@ -70,6 +71,7 @@ blueprint = Blueprint("sandbox", __name__)
 
 LOCATION = "SANDBOX-1"
 LOCATION_NAME = "Sandbox warehouse"
+INVENTORY_PAGE_MAX = 1000  # stock rows per page of ``GET /api/inventory?limit=``
 
 
 def _runtime() -> Runtime:
@@ -235,23 +237,37 @@ def cancel_order(order_id: int) -> Response | tuple[Response, int]:
     return jsonify(status=status, shipments=results)
 
 
-def _stock_json(row: SandboxStock) -> dict[str, Any]:
+def _stock_json(sku: str, on_hand: int, committed: int) -> dict[str, Any]:
     return {
-        "sku": row.sku,
+        "sku": sku,
         "location": LOCATION,
-        "on_hand": row.on_hand,
-        "committed": row.committed,
-        "fulfillable": max(row.on_hand - row.committed, 0),
+        "on_hand": on_hand,
+        "committed": committed,
+        "fulfillable": max(on_hand - committed, 0),
     }
 
 
 @blueprint.get("/api/inventory")
 def inventory() -> Response:
-    with transaction(_runtime().sessions) as session:
-        rows = session.scalars(
-            select(SandboxStock).where(SandboxStock.account == g.sandbox_account).order_by(SandboxStock.sku)
-        ).all()
-        return jsonify(items=[_stock_json(row) for row in rows])
+    """The account's stock in SKU order; with ``limit``, one page of it after the SKU ``after``,
+    and ``next`` (the SKU to ask after, null on the last page): a large warehouse is read page
+    by page, never built into one answer."""
+    limit = request.args.get("limit", type=int)
+    after = request.args.get("after", "")
+    columns = (SandboxStock.sku, SandboxStock.on_hand, SandboxStock.committed)
+    stmt = select(*columns).where(SandboxStock.account == g.sandbox_account).order_by(SandboxStock.sku)
+    if after:
+        stmt = stmt.where(SandboxStock.sku > after)
+    if limit is not None:
+        stmt = stmt.limit(max(1, min(limit, INVENTORY_PAGE_MAX)) + 1)
+    with _runtime().sessions() as session:
+        rows = session.execute(stmt).all()
+    more = limit is not None and len(rows) > max(1, min(limit, INVENTORY_PAGE_MAX))
+    rows = rows[:-1] if more else rows
+    items = [_stock_json(sku, on_hand, committed) for sku, on_hand, committed in rows]
+    if limit is None:
+        return jsonify(items=items)
+    return jsonify(items=items, next=rows[-1][0] if more else None)
 
 
 @blueprint.get("/api/locations")
@@ -273,7 +289,7 @@ def set_stock(sku: str) -> Response | tuple[Response, int]:
         row = session.scalars(
             select(SandboxStock).where(SandboxStock.account == account, SandboxStock.sku == sku)
         ).one()
-        return jsonify(_stock_json(row))
+        return jsonify(_stock_json(row.sku, row.on_hand, row.committed))
 
 
 # The order edit route (``PUT /api/orders/<id>``) lives in its own module, on this blueprint.

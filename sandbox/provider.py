@@ -14,7 +14,7 @@ with the sandbox's field messages; 404 → ``NotFoundError``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ JSONDict = dict[str, Any]
 TOPIC_KINDS = SHIPMENT_TOPIC_KINDS
 #: the sandbox requires a shipping method, as ShipBob does; orders without one go out as this
 DEFAULT_METHOD = "Standard"
+INVENTORY_PAGE = 1000  # stock rows per page read (the sandbox serves at most this many)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -188,12 +189,24 @@ class SandboxProvider(FulfilmentProvider):
                 f"sandbox: {self._body(response).get('message') or 'the order can no longer change'}"
             )
 
-    def inventory(self) -> Iterable[InventoryLevel]:
-        items = self._body(self._call("GET", "/api/inventory")).get("items", [])
-        return [
-            InventoryLevel(sku=i["sku"], location=i["location"], on_hand=i["on_hand"], fulfillable=i["fulfillable"])
-            for i in items
-        ]
+    def inventory(self) -> Iterator[InventoryLevel]:
+        """The sandbox's stock a page at a time (in SKU order), yielded as it is read. The first
+        page is asked for at once, so an unreachable or refusing sandbox raises here."""
+        first = self._inventory_page("")
+        return self._inventory_pages(first)
+
+    def _inventory_page(self, after: str) -> JSONDict:
+        return self._body(self._call("GET", "/api/inventory", params={"limit": INVENTORY_PAGE, "after": after}))
+
+    def _inventory_pages(self, body: JSONDict) -> Iterator[InventoryLevel]:
+        while True:
+            for i in body.get("items", []):
+                yield InventoryLevel(
+                    sku=i["sku"], location=i["location"], on_hand=i["on_hand"], fulfillable=i["fulfillable"]
+                )
+            if not body.get("next"):
+                return
+            body = self._inventory_page(str(body["next"]))
 
     def fulfilment_centres(self) -> list[FulfilmentCentre]:
         """The sandbox's warehouse(s), named as its inventory names them."""

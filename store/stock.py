@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from integrations.platforms import StockItem
@@ -26,7 +26,7 @@ AT_PROVIDER = (
     states.CANCEL_TOO_LATE,
 )
 KEEP_RUNS = 50  # per shop; older run records are pruned
-REMEMBER_BY_SKU = 5000  # fewer values than this: their belief rows are read by SKU, not the location's all
+REMEMBER_BATCH = 500  # belief rows looked up and written per statement
 
 
 def reserved_units(session: Session, shop_id: int, pushed_since: datetime) -> dict[str, int]:
@@ -75,14 +75,20 @@ def received_since_beliefs(session: Session, shop_id: int, location_id: str) -> 
     return {sku: int(units) for sku, units in session.execute(stmt) if units}
 
 
-def catalogue(session: Session, shop_id: int) -> dict[str, list[MapEntry]]:
-    """The shop's SKU map: items per SKU (more than one is a duplicate), each stocked at every
-    location where a read found it stocked (the map keeps one row per item and location read)."""
+def catalogue(session: Session, shop_id: int, skus: Iterable[str] | None = None) -> dict[str, list[MapEntry]]:
+    """The shop's SKU map (or its rows for ``skus``, one batch of a streamed sync): items per SKU
+    (more than one is a duplicate), each stocked at every location where a read found it stocked
+    (the map keeps one row per item and location read)."""
     # Columns, not ORM objects: a large catalogue's map is read on every sync.
     columns = (SkuMapEntry.sku, SkuMapEntry.item_id, SkuMapEntry.managed, SkuMapEntry.stocked, SkuMapEntry.location_id)
-    stmt = select(*columns).where(SkuMapEntry.shop_id == shop_id).order_by(SkuMapEntry.id)
+    stmt = select(*columns).where(SkuMapEntry.shop_id == bindparam("shop"))
+    params: dict[str, Any] = {"shop": shop_id}
+    if skus is not None:
+        # The SKUs go in as a parameter: a literal list would stay in the statement cache.
+        stmt = stmt.where(SkuMapEntry.sku.in_(bindparam("skus", expanding=True)))
+        params["skus"] = list(skus)
     rows: dict[tuple[str, str], tuple[bool, set[str]]] = {}
-    for sku, item_id, managed, stocked, location_id in session.execute(stmt):
+    for sku, item_id, managed, stocked, location_id in session.execute(stmt.order_by(SkuMapEntry.id), params):
         _, at = rows.get((sku, item_id), (managed, set()))
         if stocked and location_id:
             at.add(location_id)
@@ -104,12 +110,19 @@ def beliefs(
     return {row.sku: row for row in session.scalars(stmt)}
 
 
-def belief_values(session: Session, shop_id: int, location_id: str) -> dict[str, Any]:
-    """What we believe per SKU (rows with ``item_id`` and ``quantity``), read-only and light."""
-    stmt = select(StockBelief.sku, StockBelief.item_id, StockBelief.quantity).where(
-        StockBelief.shop_id == shop_id, StockBelief.location_id == location_id
+def belief_values(
+    session: Session, shop_id: int, location_id: str, skus: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """What we believe per SKU (rows with ``item_id`` and ``quantity``), read-only and light; of
+    ``skus`` only when given (one batch of a streamed sync)."""
+    stmt = select(StockBelief.sku, StockBelief.item_id, StockBelief.quantity, StockBelief.written_at).where(
+        StockBelief.shop_id == bindparam("shop"), StockBelief.location_id == bindparam("location")
     )
-    return {row.sku: row for row in session.execute(stmt)}
+    params: dict[str, Any] = {"shop": shop_id, "location": location_id}
+    if skus is not None:
+        stmt = stmt.where(StockBelief.sku.in_(bindparam("skus", expanding=True)))
+        params["skus"] = list(skus)
+    return {row.sku: row for row in session.execute(stmt, params)}
 
 
 def store_items(
@@ -184,29 +197,74 @@ def remember(
     written: bool,
     run_id: int | None = None,
 ) -> None:
-    """Record what the shop shows (sku → (item id, quantity)) as of ``as_of``: written or read."""
-    if not values:
-        return
-    existing = beliefs(session, shop_id, location_id, values.keys() if len(values) < REMEMBER_BY_SKU else None)
-    for sku, (item_id, quantity) in values.items():
-        if quantity is None:
-            continue
-        row = existing.get(sku)
-        if row is None:
-            row = StockBelief(shop_id=shop_id, location_id=location_id, sku=sku)
-            session.add(row)
-        row.item_id, row.quantity, row.as_of = item_id, quantity, as_of
-        if written:
-            row.written_at, row.run_id = as_of, run_id
+    """Record what the shop shows (sku → (item id, quantity)) as of ``as_of``: written or read.
+
+    Core statements in batches (existing rows updated by primary key, new ones inserted), no ORM
+    object per SKU: a first sync of a large catalogue records every SKU it writes."""
+    known = [(sku, item_id, quantity) for sku, (item_id, quantity) in values.items() if quantity is not None]
+    for start in range(0, len(known), REMEMBER_BATCH):
+        _remember_batch(session, shop_id, location_id, known[start : start + REMEMBER_BATCH], as_of, written, run_id)
+
+
+def _remember_batch(
+    session: Session,
+    shop_id: int,
+    location_id: str,
+    values: list[tuple[str, str, int]],
+    as_of: datetime,
+    written: bool,
+    run_id: int | None,
+) -> None:
+    stmt = select(StockBelief.sku, StockBelief.id).where(
+        StockBelief.shop_id == bindparam("shop"),
+        StockBelief.location_id == bindparam("location"),
+        StockBelief.sku.in_(bindparam("skus", expanding=True)),
+    )
+    found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": [v[0] for v in values]})
+    existing: dict[str, int] = {sku: row_id for sku, row_id in found}
+    extra: dict[str, Any] = {"written_at": as_of, "run_id": run_id} if written else {}
+    changed = [
+        {"id": existing[sku], "item_id": item_id, "quantity": quantity, "as_of": as_of, **extra}
+        for sku, item_id, quantity in values
+        if sku in existing
+    ]
+    if changed:
+        session.execute(update(StockBelief), changed, execution_options={"synchronize_session": False})
+    new = {
+        sku: {
+            "shop_id": shop_id,
+            "location_id": location_id,
+            "sku": sku,
+            "item_id": item_id,
+            "quantity": quantity,
+            "as_of": as_of,
+            "written_at": None,
+            "run_id": None,
+            **extra,
+        }
+        for sku, item_id, quantity in values
+        if sku not in existing
+    }
+    if new:
+        session.execute(insert(StockBelief), list(new.values()))
 
 
 def uncertain(session: Session, shop_id: int, location_id: str, skus: Iterable[str], at: datetime) -> None:
     """Forget what the shop shows for ``skus``: a write whose answer never came may or may not
     have been applied. The next write reads the shop first instead of guessing."""
-    rows = beliefs(session, shop_id, location_id)
-    for sku in skus:
-        if sku in rows:
-            rows[sku].quantity, rows[sku].as_of = None, at
+    wanted = sorted(set(skus))
+    for start in range(0, len(wanted), REMEMBER_BATCH):
+        stmt = (
+            update(StockBelief)
+            .where(
+                StockBelief.shop_id == bindparam("shop"),
+                StockBelief.location_id == bindparam("location"),
+                StockBelief.sku.in_(bindparam("skus", expanding=True)),
+            )
+            .values(quantity=None, as_of=bindparam("at"))
+        )
+        params = {"shop": shop_id, "location": location_id, "skus": wanted[start : start + REMEMBER_BATCH], "at": at}
+        session.execute(stmt, params, execution_options={"synchronize_session": False})
 
 
 def written_before(session: Session, shop_id: int) -> list[tuple[str, str]]:
@@ -214,6 +272,23 @@ def written_before(session: Session, shop_id: int) -> list[tuple[str, str]]:
         StockBelief.shop_id == shop_id, StockBelief.written_at.is_not(None)
     )
     return [(location, sku) for location, sku in session.execute(stmt)]
+
+
+def written_skus(session: Session, shop_id: int, location_id: str, after: str, limit: int) -> list[str]:
+    """SKUs Relais has written at the location, in SKU order after ``after``: one page of them
+    (a streamed sync zeroes those the provider no longer reports, a page at a time)."""
+    stmt = (
+        select(StockBelief.sku)
+        .where(
+            StockBelief.shop_id == bindparam("shop"),
+            StockBelief.location_id == bindparam("location"),
+            StockBelief.written_at.is_not(None),
+            StockBelief.sku > bindparam("after"),
+        )
+        .order_by(StockBelief.sku)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt, {"shop": shop_id, "location": location_id, "after": after}))
 
 
 def last_run(session: Session, shop_id: int, *, finished: bool = False) -> StockSyncRun | None:

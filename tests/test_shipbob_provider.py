@@ -296,7 +296,7 @@ def test_inventory_joins_products_to_levels_per_fulfilment_centre_across_pages(
     fake.state.products["OLD-MUG"]["variants"][0]["status"] = "Inactive"
     fake.state.max_page_size = 2  # five products → three pages of each list
 
-    levels = provider.inventory()
+    levels = list(provider.inventory())
 
     expected = {InventoryLevel(f"SKU-{n}", "1", 10 + n, 8 + n) for n in range(5)}
     expected |= {InventoryLevel(f"SKU-{n}", "2", n, n) for n in range(5)}

@@ -113,7 +113,10 @@ class FulfilmentProvider(abc.ABC):
 
     @abc.abstractmethod
     def inventory(self) -> Iterable[InventoryLevel]:
-        """Every SKU's stock, per fulfilment centre."""
+        """Every SKU's stock, per fulfilment centre, best yielded as it is read (the stock sync
+        streams it a batch at a time, so a large warehouse is never held whole). A SKU's levels
+        at its several centres should come one after the other: the sync sums them per shop
+        location, and plans a SKU listed apart from its first levels only (too low, never too high)."""
 
     def fulfilment_centres(self) -> list[FulfilmentCentre]:
         """The account's active fulfilment centres, with the ids its ``inventory`` levels name,

@@ -15,6 +15,7 @@ optional ``api_version``, and ``rate_limit`` / ``rate_window`` / ``rate_max_wait
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -234,36 +235,39 @@ class ShipBobProvider(FulfilmentProvider):
 
     # -- stock -----------------------------------------------------------------------------
 
-    def inventory(self) -> list[InventoryLevel]:
+    def inventory(self) -> Iterator[InventoryLevel]:
         """Per SKU and fulfilment centre: products → their variants' inventory ids → levels by FC.
 
         ShipBob keys quantities by its own ``inventory_id``, not by SKU [docs: /guides/inventory];
         ``GET /inventory-level/locations`` gives them per fulfilment centre. Digital and inactive
-        variants are skipped; bundles (computed from components) are not reported.
+        variants are skipped; bundles (computed from components) are not reported. Yielded a page
+        of products at a time (their levels read right after), so a large catalogue is streamed,
+        never held whole; an item's centres come one after the other.
         """
+        products = self._pages("/product", {"PageSize": 250})
+        while page := list(itertools.islice(products, 250)):
+            yield from self._levels_of(page)
+
+    def _levels_of(self, products: list[dict[str, Any]]) -> Iterator[InventoryLevel]:
         sku_of: dict[int, str] = {}
-        for product in self._pages("/product", {"PageSize": 250}):
+        for product in products:
             for variant in product.get("variants") or []:
                 inventory_id = (variant.get("inventory") or {}).get("inventory_id")
                 if variant.get("is_digital") or variant.get("status") == "Inactive":
                     continue
                 if inventory_id and variant.get("sku"):
                     sku_of[int(inventory_id)] = variant["sku"]
-        levels: list[InventoryLevel] = []
         for ids in _chunks(sorted(sku_of), 100):
             query = {"InventoryIds": ",".join(map(str, ids)), "PageSize": 100}
             for item in self._pages("/inventory-level/locations", query):
                 sku = sku_of.get(int(item.get("inventory_id") or 0))
                 for place in item.get("locations") or [] if sku else []:
-                    levels.append(
-                        InventoryLevel(
-                            sku=sku,
-                            location=str(place.get("location_id")),
-                            on_hand=int(place.get("on_hand_quantity") or 0),
-                            fulfillable=int(place.get("fulfillable_quantity") or 0),
-                        )
+                    yield InventoryLevel(
+                        sku=sku,
+                        location=str(place.get("location_id")),
+                        on_hand=int(place.get("on_hand_quantity") or 0),
+                        fulfillable=int(place.get("fulfillable_quantity") or 0),
                     )
-        return levels
 
     def fulfilment_centres(self) -> list[FulfilmentCentre]:
         """``GET /location``: ShipBob's physical locations (a bare list of ``{id, name,
