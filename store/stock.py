@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from integrations.platforms import StockItem
@@ -206,6 +206,17 @@ def remember(
         _remember_batch(session, shop_id, location_id, known[start : start + REMEMBER_BATCH], as_of, written, run_id)
 
 
+_BELIEFS = StockBelief.__table__
+# Core statements run as one executemany each: no ORM bookkeeping per row (a first sync records
+# every SKU of a large catalogue).
+_SET_READ = (
+    _BELIEFS.update()
+    .where(_BELIEFS.c.id == bindparam("b_id"))
+    .values(item_id=bindparam("b_item"), quantity=bindparam("b_quantity"), as_of=bindparam("b_as_of"))
+)
+_SET_WRITTEN = _SET_READ.values(written_at=bindparam("b_as_of"), run_id=bindparam("b_run"))
+
+
 def _remember_batch(
     session: Session,
     shop_id: int,
@@ -215,38 +226,38 @@ def _remember_batch(
     written: bool,
     run_id: int | None,
 ) -> None:
+    """Upsert one batch of (sku, item id, quantity) beliefs; the last value of a SKU wins."""
+    latest = {sku: (item_id, quantity) for sku, item_id, quantity in values}
     stmt = select(StockBelief.sku, StockBelief.id).where(
         StockBelief.shop_id == bindparam("shop"),
         StockBelief.location_id == bindparam("location"),
         StockBelief.sku.in_(bindparam("skus", expanding=True)),
     )
-    found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": [v[0] for v in values]})
+    found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": list(latest)})
     existing: dict[str, int] = {sku: row_id for sku, row_id in found}
-    extra: dict[str, Any] = {"written_at": as_of, "run_id": run_id} if written else {}
     changed = [
-        {"id": existing[sku], "item_id": item_id, "quantity": quantity, "as_of": as_of, **extra}
-        for sku, item_id, quantity in values
+        {"b_id": existing[sku], "b_item": item_id, "b_quantity": quantity, "b_as_of": as_of, "b_run": run_id}
+        for sku, (item_id, quantity) in latest.items()
         if sku in existing
     ]
     if changed:
-        session.execute(update(StockBelief), changed, execution_options={"synchronize_session": False})
-    new = {
-        sku: {
+        session.execute(_SET_WRITTEN if written else _SET_READ, changed)
+    new = [
+        {
             "shop_id": shop_id,
             "location_id": location_id,
             "sku": sku,
             "item_id": item_id,
             "quantity": quantity,
             "as_of": as_of,
-            "written_at": None,
-            "run_id": None,
-            **extra,
+            "written_at": as_of if written else None,
+            "run_id": run_id if written else None,
         }
-        for sku, item_id, quantity in values
+        for sku, (item_id, quantity) in latest.items()
         if sku not in existing
-    }
+    ]
     if new:
-        session.execute(insert(StockBelief), list(new.values()))
+        session.execute(_BELIEFS.insert(), new)
 
 
 def uncertain(session: Session, shop_id: int, location_id: str, skus: Iterable[str], at: datetime) -> None:

@@ -12,14 +12,16 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from integrations.platforms import StockItem
+from store import stock as stock_store
 from store.models import utcnow
-from store.stock_models import SkuMapEntry, StockBelief, StockExportRecord
+from store.stock_models import SkuMapEntry, StockExportRecord
 
 BATCH = 2000
+_MAP = SkuMapEntry.__table__
 
 
 def open_export(session: Session, shop_id: int) -> StockExportRecord | None:
@@ -79,7 +81,7 @@ def replace_map(session: Session, shop_id: int, location_id: str, items: Iterabl
     stored = 0
     for batch in _batches((item for item in items if item.sku), BATCH):
         session.execute(
-            insert(SkuMapEntry),
+            _MAP.insert(),  # Core: one executemany, no ORM bookkeeping per row
             [
                 {
                     "shop_id": shop_id,
@@ -108,39 +110,8 @@ def replace_map(session: Session, shop_id: int, location_id: str, items: Iterabl
 
 def _observe(session: Session, shop_id: int, location_id: str, batch: list[StockItem], read_at: datetime) -> None:
     """Beliefs for the batch's stocked items (the last item of a duplicated SKU wins, as in ``remember``)."""
-    seen = {item.sku: item for item in batch if item.quantity is not None}
-    if not seen:
-        return
-    # The SKUs go in as a parameter, not into the statement: SQLAlchemy's statement cache would
-    # keep every batch's values alive (a catalogue-sized leak).
-    stmt = select(StockBelief.sku, StockBelief.id).where(
-        StockBelief.shop_id == bindparam("shop"),
-        StockBelief.location_id == bindparam("location"),
-        StockBelief.sku.in_(bindparam("skus", expanding=True)),
-    )
-    found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": list(seen)})
-    existing: dict[str, int] = {sku: row_id for sku, row_id in found}
-    changed = [
-        {"id": existing[sku], "item_id": item.item_id, "quantity": item.quantity, "as_of": read_at}
-        for sku, item in seen.items()
-        if sku in existing
-    ]
-    if changed:
-        session.execute(update(StockBelief), changed, execution_options={"synchronize_session": False})
-    new = [
-        {
-            "shop_id": shop_id,
-            "location_id": location_id,
-            "sku": sku,
-            "item_id": item.item_id,
-            "quantity": item.quantity,
-            "as_of": read_at,
-        }
-        for sku, item in seen.items()
-        if sku not in existing
-    ]
-    if new:
-        session.execute(insert(StockBelief), new)
+    seen = {item.sku: (item.item_id, item.quantity) for item in batch if item.quantity is not None}
+    stock_store.remember(session, shop_id, location_id, seen, read_at, written=False)
 
 
 def _batches(items: Iterator[StockItem], size: int) -> Iterator[list[StockItem]]:
