@@ -215,6 +215,7 @@ _SET_READ = (
     .values(item_id=bindparam("b_item"), quantity=bindparam("b_quantity"), as_of=bindparam("b_as_of"))
 )
 _SET_WRITTEN = _SET_READ.values(written_at=bindparam("b_as_of"), run_id=bindparam("b_run"))
+_STAMP_READ = _BELIEFS.update().where(_BELIEFS.c.id.in_(bindparam("ids", expanding=True))).values(as_of=bindparam("at"))
 
 
 def _remember_batch(
@@ -228,13 +229,23 @@ def _remember_batch(
 ) -> None:
     """Upsert one batch of (sku, item id, quantity) beliefs; the last value of a SKU wins."""
     latest = {sku: (item_id, quantity) for sku, item_id, quantity in values}
-    stmt = select(StockBelief.sku, StockBelief.id).where(
+    stmt = select(StockBelief.sku, StockBelief.id, StockBelief.item_id, StockBelief.quantity).where(
         StockBelief.shop_id == bindparam("shop"),
         StockBelief.location_id == bindparam("location"),
         StockBelief.sku.in_(bindparam("skus", expanding=True)),
     )
     found = session.execute(stmt, {"shop": shop_id, "location": location_id, "skus": list(latest)})
-    existing: dict[str, int] = {sku: row_id for sku, row_id in found}
+    existing: dict[str, int] = {}
+    same: list[int] = []  # a read that agrees with the belief: only its time moves (one statement)
+    stored: set[str] = set()
+    for sku, row_id, item_id, quantity in found:
+        stored.add(sku)
+        if not written and latest[sku] == (item_id, quantity):
+            same.append(row_id)
+        else:
+            existing[sku] = row_id
+    if same:
+        session.execute(_STAMP_READ, {"ids": same, "at": as_of})
     changed = [
         {"b_id": existing[sku], "b_item": item_id, "b_quantity": quantity, "b_as_of": as_of, "b_run": run_id}
         for sku, (item_id, quantity) in latest.items()
@@ -254,7 +265,7 @@ def _remember_batch(
             "run_id": run_id if written else None,
         }
         for sku, (item_id, quantity) in latest.items()
-        if sku not in existing
+        if sku not in stored
     ]
     if new:
         session.execute(_BELIEFS.insert(), new)
