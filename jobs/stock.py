@@ -44,7 +44,7 @@ from jobs.queues import enqueue_once, next_retry
 from jobs.runtime import Runtime, get_runtime
 from jobs.stock_compute import UNMAPPED, Buffers, believed, plan, sku_batches
 from jobs.stock_record import RunRecord
-from jobs.stock_write import Writer
+from jobs.stock_write import Writer, read_ahead
 from store import stock as stock_store
 from store.db import transaction
 from store.models import Shop, WebhookEvent, utcnow
@@ -231,7 +231,7 @@ def _sync(
     planner = _Planner(runtime, shop_id, platform, target, settings, reserved, received, record, writer)
     writer.start()
     try:
-        for batch in sku_batches(provider.inventory(), BATCH):
+        for batch in read_ahead(sku_batches(provider.inventory(), BATCH)):
             planner.batch(batch)
         if not planner.seen:
             # An empty list is far likelier an outage than an empty warehouse: zeroing the shop

@@ -22,8 +22,9 @@ import logging
 import queue
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from integrations.errors import RetryableError
 from integrations.platforms import Platform, StockChange
@@ -183,3 +184,49 @@ class Writer:
         if rolled:
             with transaction(self._runtime.sessions) as session:
                 stock_store.remember(session, self._shop_id, location, rolled, self._as_of, written=False)
+
+
+def read_ahead(batches: Iterable[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
+    """``batches`` read on a thread of their own, at most ``depth`` ahead of the caller.
+
+    Reading the provider is waiting on its HTTP answers; planning is waiting on the database:
+    the two overlap. An error while reading is raised here, where the batch would have come."""
+    handed: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handed.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False  # the caller has gone
+
+    def reader() -> None:
+        try:
+            for batch in batches:
+                if not hand(batch):
+                    return
+            hand(_END)
+        except Exception as exc:  # noqa: BLE001 - raised on the caller's side
+            hand(_Failed(exc))
+
+    thread = threading.Thread(target=reader, name="stock-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handed.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error

@@ -189,3 +189,19 @@ def test_the_sandbox_lists_stock_a_page_at_a_time(shop) -> None:  # type: ignore
     assert [i["sku"] for i in first["items"] + second["items"] + last["items"]] == [f"P-{n}" for n in range(5)]
     assert last["next"] is None
     assert len(requests.get(url, headers=headers, timeout=5).json()["items"]) == 5  # no limit: all at once
+
+
+def test_reading_ahead_hands_over_every_batch_in_order_and_raises_a_readers_error() -> None:
+    from jobs.stock_write import read_ahead
+
+    assert list(read_ahead(iter([[1], [2], [3]]), depth=1)) == [[1], [2], [3]]
+
+    def broken() -> Iterator[list[int]]:
+        yield [1]
+        raise RetryableError("the provider broke off")
+
+    got: list[list[int]] = []
+    with pytest.raises(RetryableError, match="broke off"):
+        for batch in read_ahead(broken()):
+            got.append(batch)
+    assert got == [[1]]
