@@ -15,6 +15,15 @@ A large catalogue's SKU map is read by a platform-side export (``jobs.stock_bulk
 starts one, or finds it still running, ends as ``waiting`` and the job ``await_export`` brings
 the sync back once it has finished.
 
+Memory does not grow with the catalogue: the provider's levels are streamed (read ahead on a
+thread) and planned ``BATCH`` at a time against the map and the beliefs read from the database
+for that batch's SKUs only; the changes go to a writer thread (``jobs.stock_write``) that
+gathers them into requests of 250 and records beliefs per request, writing while the next
+batches are planned; the run's record keeps exact counts and bounded per-SKU detail
+(``jobs.stock_record``). Only the set of SKUs seen grows (tens of bytes each), for the checks
+after the stream: SKUs written before and no longer reported go to 0, SKUs the map lacked are
+looked up and planned, and a SKU listed twice apart is never planned twice.
+
 The cron scheduler runs ``enqueue_due`` every minute; it enqueues ``sync_shop`` for each active
 shop whose ``stock_interval_minutes`` has passed, under the job id ``stock-sync-<shop>``, so
 runs of one shop never overlap (a Redis lock also covers ``flask stock sync``).

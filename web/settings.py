@@ -277,7 +277,8 @@ def _stock_report(session: Any, shop_id: int) -> dict[str, Any] | None:
         "status": run.status,
         "state": state,
         "written": len(written),
-        "skipped_count": len(skipped),
+        # Exact even when the run's per-SKU detail is bounded (``jobs.stock_record``).
+        "skipped_count": int(((run.read or {}).get("counts") or {}).get("skipped", len(skipped))),
         "error": run.error or "",
         "skipped": skipped,
     }
