@@ -51,3 +51,11 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
         refuse_public_bind(_settings, server.cfg.bind)
     except ConfigError as exc:
         raise refuse(f"Relais cannot start: {exc}") from None
+
+
+def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
+    """In each worker, once forked: on SQLite, WAL checkpoints in a thread of their own rather
+    than in whichever webhook's commit crosses the threshold (``store.wal_checkpoint``)."""
+    from store import wal_checkpoint
+
+    wal_checkpoint.start(_settings.database_url)

@@ -21,7 +21,7 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
-from jobs import fairness
+from jobs import fairness, one_trip
 from jobs.runtime import Runtime
 from jobs.scheduling import worker_is_dead
 
@@ -130,11 +130,15 @@ def enqueue_once(runtime: Runtime, queue: str, func: str, *args: Any, job_id: st
 
 def enqueue_new(runtime: Runtime, queue: str, func: str, *args: Any, job_id: str, **options: Any) -> bool:
     """Enqueue the job of a row inserted just now, whose job cannot exist yet: no liveness check
-    and no fetch of an old job, one atomic unique enqueue. Should RQ still hold a job under this
-    id (a stale one: a reused SQLite row id, a Redis kept across a database reset), it falls back
-    to ``enqueue_once``, which judges that job. True when enqueued now."""
+    and no fetch of an old job, one atomic unique enqueue (a shop's job: admitted to its fair
+    share in the same round trip, ``jobs.one_trip``). Should RQ still hold a job under this id (a
+    stale one: a reused SQLite row id, a Redis kept across a database reset), it falls back to
+    ``enqueue_once``, which judges that job. True when enqueued now."""
     if "rate_limit" in options:  # RQ refuses unique=True with a rate limit: only the checked path
         return enqueue_once(runtime, queue, func, *args, job_id=job_id, **options)
+    enqueued = one_trip.enqueue_new(runtime, queue, func, args, job_id, options)
+    if enqueued is not None:
+        return enqueued or enqueue_once(runtime, queue, func, *args, job_id=job_id, **options)
     routed, routed_options = fairness.route(runtime, queue, func, args, job_id, options)
     try:
         runtime.queue(routed).enqueue(func, *args, job_id=job_id, unique=True, **routed_options)

@@ -12,6 +12,13 @@ shop; only then are further queries made to tell which. The shop is read in the 
 rather than from a cache of its id: a cached id could outlive its shop (``shop/redact`` deletes
 the row, and SQLite may hand the same id to the next shop created), and a delivery must never be
 filed under another shop. Works on PostgreSQL and SQLite (3.35+, for RETURNING).
+
+The connection is taken from the pool without the ping that guards every other checkout
+(``store.db.unpinged``): on a busy receiver that ping is a round trip as long as the insert. A
+pooled connection found dead (the database restarted or failed over since it was last used)
+fails on the insert instead; SQLAlchemy then marks the pool's older connections stale, and the
+delivery is stored once more on a fresh connection. Running the insert twice is harmless: if the
+first one did commit before its connection died, the second finds the row as a repeat.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from store.db import unpinged
 from store.models import Shop, WebhookEvent, utcnow
 
 _ATTEMPTS = 3  # a row or shop deleted between two of our statements: look again, then give up
@@ -81,7 +89,20 @@ def store(engine: Engine, delivery: Delivery, shop: ShopRef) -> Stored | None:
     """Store ``delivery`` for the shop ``shop`` selects, committed before this returns; None when
     no shop matches (nothing stored). Concurrent copies of one delivery cannot both get in: the
     unique constraints decide, and the loser gets the winner's row as a repeat."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    try:
+        with unpinged():
+            return _store(engine.connect(), delivery, shop)
+    except DBAPIError as error:
+        if not error.connection_invalidated:  # a database that refuses: the caller answers 503
+            raise
+    # A pooled connection was dead (its server restarted): once more on a connection checked as
+    # any other is. A new delivery may be stored by now (its commit reached the server before the
+    # connection broke): it is then found as a repeat, never stored twice.
+    return _store(engine.connect(), delivery, shop)
+
+
+def _store(connection: Connection, delivery: Delivery, shop: ShopRef) -> Stored | None:
+    with connection.execution_options(isolation_level="AUTOCOMMIT") as conn:
         for _ in range(_ATTEMPTS):
             try:
                 row = _insert(conn, delivery, shop)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import redis as redis_lib
 from rq.job import Job, JobStatus
 from sqlalchemy import delete, func, select, update
@@ -18,7 +19,7 @@ from store import inbox
 from store.db import transaction
 from store.models import Shop, WebhookEvent
 from store.shops import upsert_shop
-from tests.conftest import SHOPIFY_SECRET
+from tests.conftest import SHOPIFY_SECRET, TEST_DB_URL
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
 
 SHOP = "inbox.myshopify.com"
@@ -177,3 +178,59 @@ def test_a_redis_failure_after_the_commit_still_answers_200_and_the_sweep_enqueu
 
     sweep(older_than_seconds=0)
     assert f"event-{event_id}" in runtime.queue("webhooks").job_ids
+
+
+def _restart_drops_connections(runtime) -> int:  # type: ignore[no-untyped-def]
+    """What a database restart or failover does to this process's pooled connections: the server
+    ends every one of them (the pool does not know until it uses them). How many were ended."""
+    import psycopg
+
+    url = runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(ended)
+
+
+def _disconnects_seen(runtime) -> list[bool]:  # type: ignore[no-untyped-def]
+    """Every error of a statement (not of SQLAlchemy's own pre-ping) from now on: whether it found
+    its connection dead."""
+    from sqlalchemy import event
+
+    seen: list[bool] = []
+
+    def record(context) -> None:  # type: ignore[no-untyped-def]
+        if not context.is_pre_ping:
+            seen.append(context.is_disconnect)
+
+    event.listen(runtime.engine, "handle_error", record)
+    return seen
+
+
+@pytest.mark.skipif(not TEST_DB_URL.startswith("postgresql"), reason="ends server connections: PostgreSQL")
+def test_a_dead_pooled_connection_under_the_insert_is_replaced_and_the_delivery_stored_once(runtime) -> None:  # type: ignore[no-untyped-def]
+    shop_id = add_shop(runtime)
+    assert inbox.store(runtime.engine, delivery("w1", None), inbox.shop_by_id(shop_id)) is not None  # pooled now
+    assert _restart_drops_connections(runtime) >= 1
+    seen = _disconnects_seen(runtime)
+
+    stored = inbox.store(runtime.engine, delivery("w2", None), inbox.shop_by_id(shop_id))
+
+    assert seen == [True]  # the insert met the dead connection (it was not pinged first) ...
+    assert stored is not None and (stored.new, stored.needs_job) == (True, True)  # ... and ran again
+    with runtime.sessions() as session:
+        assert session.scalars(select(WebhookEvent.delivery_key).order_by(WebhookEvent.id)).all() == ["w1", "w2"]
+
+
+@pytest.mark.skipif(not TEST_DB_URL.startswith("postgresql"), reason="ends server connections: PostgreSQL")
+def test_every_other_checkout_still_pings_and_replaces_a_dead_pooled_connection(runtime) -> None:  # type: ignore[no-untyped-def]
+    add_shop(runtime)
+    assert _restart_drops_connections(runtime) >= 1
+    seen = _disconnects_seen(runtime)
+
+    with runtime.sessions() as session:  # a page, a job: no retry of its own
+        assert session.scalar(select(func.count()).select_from(Shop)) == 1
+
+    assert seen == []  # the dead connection was found by the ping, never by a statement
