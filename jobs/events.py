@@ -13,12 +13,12 @@ from marshmallow import ValidationError
 
 from config import log_context
 from integrations import fulfilment, platforms
-from jobs import fraud, fulfilment_service, lifecycle, stock
+from jobs import fraud, fulfilment_service, lifecycle, push_waiters, stock
 from jobs.fulfilment_requests import enqueue_sync
 from jobs.orders import FollowUp, apply_order_event, enqueue_follow_ups
 from jobs.parties import platform_for, provider_for
 from jobs.runtime import Runtime, get_runtime
-from jobs.shipments import apply_provider_event
+from jobs.shipments import PushInFlight, apply_provider_event
 from jobs.tracking import enqueue_write, tracking_key
 from store.db import transaction
 from store.models import Shipment, Shop, WebhookEvent, utcnow
@@ -28,8 +28,18 @@ log = logging.getLogger(__name__)
 
 
 def process_event(event_id: int) -> str:
-    """Apply one stored delivery. Returns what happened (kept as the RQ job result)."""
-    runtime = get_runtime()
+    """Apply one stored delivery. Returns what happened (kept as the RQ job result).
+
+    A provider event for an order whose push has not landed yet raises ``PushInFlight``: RQ runs
+    the job again on its retry schedule, and the push that lands first runs it at once."""
+    try:
+        return _process(get_runtime(), event_id)
+    except PushInFlight as exc:
+        push_waiters.wait(get_runtime(), exc.order_id, event_id)
+        raise
+
+
+def _process(runtime: Runtime, event_id: int) -> str:
     follow_ups: list[FollowUp] = []
     after_commit: list[str] = []
     fulfilment_order_ids: list[str] = []

@@ -20,7 +20,7 @@ from integrations.fulfilment.reference import make_reference
 from integrations.model import ProviderOrderRef
 from integrations.platforms import OrderEvent
 from jobs import decide as decisions
-from jobs import edits, fraud, states
+from jobs import edits, fraud, push_waiters, states
 from jobs.order_diff import sent_from
 from jobs.parties import provider_for
 from jobs.queues import attempts_so_far, enqueue_once, next_retry
@@ -264,6 +264,7 @@ def push_order(order_id: int) -> Retry | str:
         if edit:
             follow_ups.append(FollowUp("edit", row.id, row.generation, edit))
     enqueue_follow_ups(runtime, follow_ups)
+    push_waiters.wake(runtime, order_id)  # parcels that came before this answer: run them now
     return "pushed"
 
 

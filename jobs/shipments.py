@@ -34,7 +34,12 @@ STATUS_RANK = {"on_hold": 0, "exception": 0, "shipped": 1, "in_transit": 2, "del
 
 class PushInFlight(RuntimeError):
     """The event is for an order whose push has not recorded the provider's order id yet: the
-    event job fails and RQ runs it again later, rather than dropping a genuine parcel."""
+    event job fails and RQ runs it again later, rather than dropping a genuine parcel; the push
+    that lands first moves it forward (``jobs.push_waiters``)."""
+
+    def __init__(self, message: str, order_id: int) -> None:
+        super().__init__(message)
+        self.order_id = order_id
 
 
 def find_order_for(session: Session, shop: Shop, reference: str, provider_order_id: str = "") -> Order | None:
@@ -66,7 +71,8 @@ def binding_problem(order: Order, shop: Shop, parcel: model.Shipment) -> str:
     was sent as), or "" when it is. Raises ``PushInFlight`` while the push is still recording."""
     if order.provider_order_id is None:
         if order.state == states.PUSHING:
-            raise PushInFlight(f"order {order.id} is being sent to {shop.provider}; the event waits for its id")
+            waiting = f"order {order.id} is being sent to {shop.provider}; the event waits for its id"
+            raise PushInFlight(waiting, order.id)
         return f"this order was never sent to {shop.provider} (it is {order.state})"
     if order.provider and order.provider != shop.provider:
         return f"this order was sent to {order.provider}, not {shop.provider}"

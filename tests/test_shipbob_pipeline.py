@@ -226,3 +226,42 @@ def test_an_account_wide_delivery_without_our_reference_is_routed_by_the_shops_o
     with runtime.sessions() as session:
         [event] = session.scalars(select(WebhookEvent).where(WebhookEvent.source == "shipbob")).all()
         assert event.shop_id == shop_id and event.delivery_key == f"{shop_id}:msg_y"
+
+
+def test_a_parcel_that_comes_before_the_creates_answer_runs_as_soon_as_the_push_lands(
+    service, shipbob, shopify
+) -> None:  # type: ignore[no-untyped-def]
+    """The create reached ShipBob but its answer was lost; ShipBob ships and says so before our
+    retry records the order id. The shipment's job waits on RQ's schedule (5 s, 30 s, 120 s…)
+    only until the push lands: the push moves it to its queue at once."""
+    from rq import SimpleWorker
+    from rq.registry import ScheduledJobRegistry
+
+    server, runtime, _ = service
+    runtime.settings = runtime.settings.with_(retry_backoff=(10,))  # the push's retry, 10 s away
+    shipbob.answer_late(3.0, method="POST", path="/order")  # longer than the 2 s provider timeout
+    deliver(server, with_shopify_lines(shopify, 6006))
+    queues = [runtime.queue(name) for name in runtime.queue_names]
+    worker = SimpleWorker(queues, connection=runtime.redis)
+    worker.work(burst=True, logging_level="WARNING")  # delivery, then the push: retryable, scheduled
+    with runtime.sessions() as session:
+        assert session.scalars(select(Order)).one().state == "pushing"
+    [parcel] = shipbob.ship(shipbob_order_id(shipbob))
+    url = f"{server.url}/webhooks/fulfilment/shipbob"
+    assert shipbob.send_webhook("order.shipped", url, parcel["id"], SECRET).status_code == 200
+    worker.work(burst=True, logging_level="WARNING")  # the shipment's job: the push is still out
+    with runtime.sessions() as session:
+        event = session.scalars(select(WebhookEvent).where(WebhookEvent.source == "shipbob")).one()
+        assert event.status == "received"
+    registries = {name: ScheduledJobRegistry(name, connection=runtime.redis) for name in runtime.queue_names}
+    assert any(f"event-{event.id}" in r for r in registries.values())  # on RQ's schedule, seconds away
+    for registry in registries.values():  # the push's own retry comes due (as RQ's scheduler would)
+        for job_id in registry.get_job_ids():
+            if job_id != f"event-{event.id}":
+                registry.requeue(job_id)
+    worker.work(burst=True, logging_level="WARNING")  # the push lands, then the woken shipment job
+    with runtime.sessions() as session:
+        assert session.scalars(select(Order)).one().state == "shipped"
+        assert session.get(WebhookEvent, event.id).status == "processed"
+        assert session.scalars(select(Shipment)).one().tracking_number
+    assert not any(f"event-{event.id}" in r for r in registries.values())
