@@ -359,6 +359,16 @@ def _cancel_without_provider_order(runtime: Runtime, order_id: int) -> Retry | s
 
 
 def _push_may_be_running(runtime: Runtime, row: Order) -> bool:
-    from jobs.queues import job_is_live
+    """Whether the order's push job may still send a create, so the cancel must wait for it.
 
-    return job_is_live(runtime, f"push-{row.id}-{row.generation}")
+    Nothing else frees this wait: the sweep re-runs the cancel of a ``cancel_requested`` order,
+    never its push. So a push marked queued that no queue holds any more (Redis restored between
+    RQ's two writes) counts as gone, checked exactly; and a push waiting for a retry (possibly
+    hours away in production) runs now: it will find the order cancelled and send nothing."""
+    from jobs.queues import job_is_live, run_now
+
+    job_id = f"push-{row.id}-{row.generation}"
+    if not job_is_live(runtime, job_id, exact=True):
+        return False
+    run_now(runtime, job_id)
+    return True

@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 
 import redis
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.registry import ScheduledJobRegistry
 
+from jobs.queues import run_now
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -49,19 +48,7 @@ def wake(runtime: Runtime, order_id: int) -> int:
             pipe.smembers(_key(order_id))
             pipe.delete(_key(order_id))
             members, _ = pipe.execute()
-        moved = 0
-        for member in members:
-            job_id = f"event-{int(member)}"
-            for name in runtime.queue_names:
-                registry = ScheduledJobRegistry(name, connection=runtime.redis)
-                if job_id not in registry:
-                    continue
-                try:
-                    registry.requeue(job_id)
-                    moved += 1
-                except (InvalidJobOperation, NoSuchJobError):
-                    pass  # ran or expired meanwhile: nothing to hurry
-        return moved
+        return sum(run_now(runtime, f"event-{int(member)}") for member in members)
     except redis.RedisError as exc:
         log.warning("order %s: waiting events keep their retry schedule (%s)", order_id, exc)
         return 0

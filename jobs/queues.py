@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.RATE_LIMITED})
 
 
-def job_is_live(runtime: Runtime, job_id: str) -> bool:
+def job_is_live(runtime: Runtime, job_id: str, *, exact: bool = False) -> bool:
     """True while a job with this id is waiting, scheduled for a retry, or running.
 
     Not live although its status says so: a retry well past its due time (no scheduler is moving
     it: the scheduler died, or the registry entry was lost) and a job started by a pool worker
-    that is no longer alive (SIGKILLed mid-job). The sweep re-runs those."""
+    that is no longer alive (SIGKILLed mid-job). The sweep re-runs those. A job marked queued is
+    checked against the queue lists only during a sweep, or with ``exact`` (one ``LPOS`` on its
+    own queue): for a caller that waits on the job and that the sweep would not otherwise free."""
     try:
         job = Job.fetch(job_id, connection=runtime.redis)
     except NoSuchJobError:
@@ -47,9 +49,24 @@ def job_is_live(runtime: Runtime, job_id: str) -> bool:
         return False
     if status == JobStatus.STARTED and worker_is_dead(runtime.redis, job.worker_name):
         return False
-    if status == JobStatus.QUEUED and _queued_lost(runtime, job):
+    if status == JobStatus.QUEUED and _queued_lost(runtime, job, exact):
         return False
     return status in LIVE
+
+
+def run_now(runtime: Runtime, job_id: str) -> bool:
+    """Move a job waiting in a scheduled registry (a retry, a delayed run) to its queue now, its
+    retry count kept. False when it is in none (running, finished, or never scheduled)."""
+    for name in runtime.queue_names:
+        registry = ScheduledJobRegistry(name, connection=runtime.redis)
+        if job_id not in registry:
+            continue
+        try:
+            registry.requeue(job_id)
+        except (InvalidJobOperation, NoSuchJobError):
+            return False  # ran or expired meanwhile: nothing to hurry
+        return True
+    return False
 
 
 #: During a sweep: every job id found in a queue or RQ's intermediate list at its start.
@@ -74,8 +91,14 @@ def listed_snapshot(runtime: Runtime) -> Iterator[None]:
         _listed.reset(token)
 
 
-def _queued_lost(runtime: Runtime, job: Job) -> bool:
+def _queued_lost(runtime: Runtime, job: Job, exact: bool) -> bool:
     listed = _listed.get()
+    if listed is None and exact and job.origin in runtime.queue_names:
+        queue = runtime.queue(job.origin)
+        with runtime.redis.pipeline(transaction=False) as pipe:
+            pipe.lpos(queue.key, job.id)
+            pipe.lpos(queue.intermediate_queue_key, job.id)
+            listed = frozenset() if pipe.execute() == [None, None] else frozenset((job.id,))
     if listed is None or job.id in listed or job.enqueued_at is None:
         return False
     enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=UTC)

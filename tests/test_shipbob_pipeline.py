@@ -265,3 +265,77 @@ def test_a_parcel_that_comes_before_the_creates_answer_runs_as_soon_as_the_push_
         assert session.get(WebhookEvent, event.id).status == "processed"
         assert session.scalars(select(Shipment)).one().tracking_number
     assert not any(f"event-{event.id}" in r for r in registries.values())
+
+
+def _push_waiting_for_its_retry(server, runtime, shipbob, shopify, order_id: int):  # type: ignore[no-untyped-def]
+    """A paid order whose create ShipBob refused with a 500: its push waits for a retry an hour
+    away. Returns the worker and the push's job id."""
+    from rq import SimpleWorker
+    from rq.registry import ScheduledJobRegistry
+
+    runtime.settings = runtime.settings.with_(retry_backoff=(3600,))
+    shipbob.fail(500, method="POST", path="/order")
+    deliver(server, with_shopify_lines(shopify, order_id))
+    worker = SimpleWorker([runtime.queue(name) for name in runtime.queue_names], connection=runtime.redis)
+    worker.work(burst=True, logging_level="WARNING")
+    with runtime.sessions() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.state == "pushing"
+        push_id = f"push-{order.id}-{order.generation}"
+    registry = ScheduledJobRegistry("orders", connection=runtime.redis)
+    assert runtime.redis.zscore(registry.key, push_id) > datetime.now(UTC).timestamp() + 50 * 60
+    return worker, push_id
+
+
+def _cancel_on_shopify(server, order_id: int) -> None:  # type: ignore[no-untyped-def]
+    cancelled_at = datetime.now(UTC).isoformat()
+    deliver(server, paid_order(order_id, minutes=5, cancelled_at=cancelled_at), topic="orders/cancelled")
+
+
+def test_a_cancel_while_the_push_waits_for_its_retry_runs_that_retry_now_and_nothing_reaches_shipbob(
+    service, shipbob, shopify
+) -> None:  # type: ignore[no-untyped-def]
+    """The cancel must know no create of ours can still land before it calls the order cancelled,
+    so it waits for the push job. A push waiting an hour for its retry would hold the order in
+    ``cancel_requested`` for that hour: the cancel runs the retry now instead, which finds the order
+    cancelled and sends nothing."""
+    from rq.registry import ScheduledJobRegistry
+
+    server, runtime, _ = service
+    worker, push_id = _push_waiting_for_its_retry(server, runtime, shipbob, shopify, 6010)
+    _cancel_on_shopify(server, 6010)
+    worker.work(burst=True, logging_level="WARNING")  # the cancel (nothing at ShipBob), then the hurried push
+    registries = [ScheduledJobRegistry(name, connection=runtime.redis) for name in runtime.queue_names]
+    assert not any(push_id in r for r in registries)
+    with runtime.sessions() as session:
+        assert session.scalars(select(Order)).one().state == "cancel_requested"
+    for registry in registries:  # the cancel's own retry, 5 s away, comes due (as RQ's scheduler would)
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+    worker.work(burst=True, logging_level="WARNING")
+    with runtime.sessions() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.state == "cancelled"
+        assert [a.outcome for a in order.attempts if a.action == "create"] == ["retryable"]
+    assert shipbob.state.orders == {}
+
+
+def test_a_cancel_is_not_held_for_good_by_a_push_marked_queued_that_no_queue_holds(service, shipbob, shopify) -> None:  # type: ignore[no-untyped-def]
+    """Found by the fault drill: Redis restored from its saved data between RQ's two writes left a
+    push ``queued`` in no list. The sweep re-runs a ``cancel_requested`` order's cancel, never its
+    push, so the cancel waited for a push that would never run, retry after retry."""
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    server, runtime, _ = service
+    worker, push_id = _push_waiting_for_its_retry(server, runtime, shipbob, shopify, 6011)
+    ScheduledJobRegistry("orders", connection=runtime.redis).requeue(push_id)
+    runtime.redis.lrem(runtime.queue("orders").key, 0, push_id)  # the list lost it, the hash did not
+    push = Job.fetch(push_id, connection=runtime.redis)
+    push.enqueued_at = datetime.now(UTC) - timedelta(minutes=5)
+    push.save()
+    _cancel_on_shopify(server, 6011)
+    worker.work(burst=True, logging_level="WARNING")
+    with runtime.sessions() as session:
+        assert session.scalars(select(Order)).one().state == "cancelled"
+    assert shipbob.state.orders == {}
