@@ -100,15 +100,15 @@ def raw_body() -> bytes:
     if request.content_length is not None and len(body) != request.content_length:
         # gunicorn marks its input terminated, so Werkzeug reads to EOF without comparing.
         raise WebhookRejected("request body is malformed or incomplete", 400)
-    g.relais_checked_body = (body, jsonbody.check(body))
+    g.relais_checked_body = (body, jsonbody.checked(body))
     return body
 
 
 def require_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object (bounded parse, see ``integrations.jsonbody``); 400 otherwise."""
-    checked, text = g.get("relais_checked_body", (None, ""))
-    if checked is body:  # raw_body checked these very bytes: parse its text
-        return jsonbody.object_of(text)
+    read, checked = g.get("relais_checked_body", (None, None))
+    if read is body:  # raw_body checked (and parsed) these very bytes
+        return jsonbody.object_of(checked)
     return jsonbody.parse_object(body)
 
 
