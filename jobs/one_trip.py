@@ -16,21 +16,32 @@ script). On a busy receiver each round trip costs as much CPU as the database in
    the queue chosen in 2), ``EXPIRE`` when the job has a TTL, ``RPUSH`` its id to that queue;
    and ``SADD`` the queue to RQ's set of queues, as ``Queue.enqueue_job`` does.
 
-The job itself is built by RQ (``Queue.create_job``) and prepared as RQ's ``_prepare_for_queue``
-prepares it; only the writes are ours. ``tests/test_one_trip.py`` compares them, key by key and
-field by field, with what RQ's own ``Queue.enqueue`` writes, so an RQ upgrade that changes them
-fails there rather than in production.
+The job's first of a kind (queue, function, options) in a process is built by RQ
+(``Queue.create_job``) and prepared as RQ's ``_prepare_for_queue`` prepares it; only the writes
+are ours. Building a job costs as much CPU as the round trip, and all but five of its hash's
+fields are the same for every job of a kind; so that first job also yields a template (the
+constant fields), and the next jobs of that kind take the template plus the five fields that vary
+(the call's data and description, the shop's meta, two timestamps), computed as ``Job.to_dict``
+computes them. The first job checks that the template rebuilds its own hash exactly; if not (an
+RQ upgrade changed a field), that kind keeps RQ's way. ``tests/test_fairness_one_trip.py``
+compares both ways, key by key and field by field, with what RQ's own ``Queue.enqueue`` writes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import threading
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Hashable, Sequence
 from typing import Any
 
+from redis.exceptions import NoScriptError
+from rq import Callback, Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
-from rq.utils import now
+from rq.utils import get_call_string, now, utcformat
 
 from jobs import fairness
 from jobs.runtime import BULK_SUFFIX, FAIR_QUEUES, Runtime
@@ -43,6 +54,8 @@ _OPTIONS = frozenset(
 )
 
 ENQUEUED, ENQUEUED_BULK, DUPLICATE, PRUNE_FIRST = 1, 2, 0, -1
+
+log = logging.getLogger(__name__)
 
 SCRIPT = """
 -- KEYS: 1 shop backlog, 2 shop's prune marker, 3 job hash, 4 queue, 5 its -bulk twin, 6 RQ's set of queues
@@ -91,21 +104,17 @@ def enqueue_new(
     options = {**fairness.CALLBACKS, **options}
     options["meta"] = {**(options.get("meta") or {}), "shop_id": shop_id}
     normal, bulk = runtime.queue(queue), runtime.queue(queue + BULK_SUFFIX)
-    job = normal.create_job(func, args=tuple(args), job_id=job_id, status=JobStatus.QUEUED, **options)
-    # What RQ's Queue._prepare_for_queue sets before it saves a job (origin: the script's choice).
-    job.redis_server_version = normal.get_redis_server_version()
-    job.enqueued_at = now()
+    fields, ttl = job_hash(normal, func, tuple(args), job_id, options)
     keys = [
         fairness.backlog_key(shop_id),
         f"{fairness.PRUNE_PREFIX}{shop_id}",
-        job.key,
+        Job.key_for(job_id),
         normal.key,
         bulk.key,
         normal.redis_queues_keys,
     ]
-    argv = [job.id, time.time(), runtime.settings.fair_share, job.ttl if job.ttl is not None else -1]
-    argv += [normal.name, bulk.name, *_fields(job)]
-    outcome, size = runtime.redis.register_script(SCRIPT)(keys=keys, args=argv)
+    argv = [job_id, time.time(), runtime.settings.fair_share, ttl if ttl is not None else -1]
+    outcome, size = _run_script(runtime, keys, [*argv, normal.name, bulk.name, *fields])
     if outcome in (ENQUEUED, ENQUEUED_BULK):
         return True
     if outcome == DUPLICATE:
@@ -118,6 +127,109 @@ def enqueue_new(
     except DuplicateJobError:
         return False
     return True
+
+
+_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by their SHA-1
+
+
+def _run_script(runtime: Runtime, keys: list[str], argv: list[Any]) -> Any:
+    """``EVALSHA``, loading the script on Redis' first ``NOSCRIPT`` (a restart or a flush of its
+    script cache); sent as a plain command, without redis-py's ``Script`` object per call."""
+    try:
+        return runtime.redis.execute_command("EVALSHA", _SHA, len(keys), *keys, *argv)
+    except NoScriptError:
+        return runtime.redis.execute_command("EVAL", SCRIPT, len(keys), *keys, *argv)
+
+
+# Varying per job: computed for each; the rest of the hash comes from the kind's template.
+_VARYING = frozenset({"created_at", "enqueued_at", "data", "description", "meta", "origin"})
+_templates: dict[Hashable, list[Any] | None] = {}  # None: this kind keeps RQ's way
+_templates_lock = threading.Lock()
+
+
+def job_hash(
+    queue: Queue, func: str, args: tuple[Any, ...], job_id: str, options: dict[str, Any]
+) -> tuple[list[Any], int | None]:
+    """The job hash's fields and values as RQ's unique enqueue writes them (without ``origin``),
+    and the job's TTL; from the kind's template once it has one (see the module's note)."""
+    kind = _kind(queue, func, options)
+    template = _templates.get(kind) if kind is not None else None
+    if template is None:
+        job = _rq_job(queue, func, args, job_id, options)
+        fields = _fields(job)
+        if kind is not None and kind not in _templates:
+            with _templates_lock:
+                _templates[kind] = _template_of(fields, queue, func, args, options)
+        return fields, job.ttl
+    return [*template, *_varying(queue, func, args, options)], options.get("ttl")
+
+
+def _rq_job(queue: Queue, func: str, args: tuple[Any, ...], job_id: str, options: dict[str, Any]) -> Job:
+    job = queue.create_job(func, args=args, job_id=job_id, status=JobStatus.QUEUED, **options)
+    # What RQ's Queue._prepare_for_queue sets before it saves a job (origin: the script's choice).
+    job.redis_server_version = queue.get_redis_server_version()
+    job.enqueued_at = now()
+    return job
+
+
+def _kind(queue: Queue, func: str, options: dict[str, Any]) -> Hashable | None:
+    """What makes two jobs' constant fields the same; None when an option is not understood here."""
+    parts: list[Hashable] = [queue.name, func]
+    for name in sorted(options):
+        value = options[name]
+        if name == "meta":
+            continue
+        if isinstance(value, Retry):
+            value = ("retry", value.max, tuple(value.intervals), value.enqueue_at_front)
+        elif isinstance(value, Callback):
+            value = ("callback", value.name, value.timeout)
+        elif not isinstance(value, (int, str, type(None))):
+            return None
+        parts.append((name, value))
+    return tuple(parts)
+
+
+def _varying(queue: Queue, func: str, args: tuple[Any, ...], options: dict[str, Any]) -> list[Any]:
+    """The fields that differ from job to job, as ``Job.to_dict`` computes them."""
+    stamp = utcformat(now())
+    fields: list[Any] = [
+        "created_at",
+        stamp,
+        "enqueued_at",
+        stamp,
+        "data",
+        zlib.compress(queue.serializer.dumps((func, None, args, {}))),
+        "description",
+        options.get("description") or get_call_string(func, args, {}, max_length=75),
+    ]
+    if options.get("meta"):
+        fields += ["meta", queue.serializer.dumps(options["meta"])]
+    return fields
+
+
+def _template_of(
+    fields: list[Any], queue: Queue, func: str, args: tuple[Any, ...], options: dict[str, Any]
+) -> list[Any] | None:
+    """The constant fields of a job RQ built, provided they and ``_varying`` rebuild its hash and
+    that of a second job RQ builds with other arguments and id, exactly (timestamps aside): a
+    field that varies unbeknown to ``_varying`` differs between the two. None otherwise, and this
+    kind keeps RQ's way."""
+    template = [part for name, value in _pairs(fields).items() if name not in _VARYING for part in (name, value)]
+    probe_args = (*args, "probe")
+    probe = _fields(_rq_job(queue, func, probe_args, "one-trip-template-probe", options))
+    for job_args, built in ((args, fields), (probe_args, probe)):
+        if _unstamped([*template, *_varying(queue, func, job_args, options)]) != _unstamped(built):
+            log.warning("RQ's job hash for %s is not what the template rebuilds: RQ builds each one", func)
+            return None
+    return template
+
+
+def _pairs(fields: list[Any]) -> dict[str, Any]:
+    return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+def _unstamped(fields: list[Any]) -> dict[str, Any]:
+    return {name: value for name, value in _pairs(fields).items() if name not in ("created_at", "enqueued_at")}
 
 
 def _fields(job: Job) -> list[Any]:

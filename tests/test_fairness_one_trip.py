@@ -67,17 +67,26 @@ def one_trip_way(runtime, shop_id: int, job_id: str) -> bool | None:  # type: ig
         return one_trip.enqueue_new(runtime, "webhooks", FUNC, (7,), job_id, options())
 
 
+@pytest.fixture
+def first_of_its_kind() -> None:
+    """No job kind has a template yet: the next job is built by RQ (and makes the template)."""
+    one_trip._templates.clear()
+
+
 @pytest.mark.parametrize("backlog", ["empty", "over the share"])
-def test_one_trip_writes_what_rq_and_the_fair_share_routing_write(runtime, backlog: str) -> None:  # type: ignore[no-untyped-def]
+def test_one_trip_writes_what_rq_and_the_fair_share_routing_write(runtime, backlog: str, first_of_its_kind) -> None:  # type: ignore[no-untyped-def]
     shop_id = a_shop(runtime, "one.myshopify.com")
     ways = {}
-    for name, way in (("rq", rq_own_way), ("one trip", one_trip_way)):
+    # RQ's own enqueue; then one trip with a job RQ builds; then one with a job from the template.
+    for name, way in (("rq", rq_own_way), ("one trip", one_trip_way), ("one trip, template", one_trip_way)):
         runtime.redis.flushdb()
         if backlog == "over the share":
             over_the_share(runtime, shop_id, pruned_lately=True)
         way(runtime, shop_id, "event-7")
         ways[name] = keyspace(runtime.redis)
     assert ways["one trip"] == ways["rq"]
+    assert ways["one trip, template"] == ways["rq"]
+    assert [template for template in one_trip._templates.values() if template]  # the third did use one
     queue = "webhooks" if backlog == "empty" else "webhooks-bulk"
     assert ways["rq"][f"rq:queue:{queue}".encode()] == [b"event-7"]  # and the comparison saw that queue
     job = Job.fetch("event-7", connection=runtime.redis)
@@ -86,6 +95,7 @@ def test_one_trip_writes_what_rq_and_the_fair_share_routing_write(runtime, backl
 
 def test_a_job_rq_already_holds_is_left_to_the_caller_and_nothing_is_written(runtime) -> None:  # type: ignore[no-untyped-def]
     shop_id = a_shop(runtime, "one.myshopify.com")
+    assert one_trip_way(runtime, shop_id, "event-6") is True  # the kind's template made
     assert one_trip_way(runtime, shop_id, "event-7") is True
     before = keyspace(runtime.redis)
     assert one_trip_way(runtime, shop_id, "event-7") is False
@@ -101,6 +111,22 @@ def test_a_shop_over_its_share_not_pruned_lately_is_pruned_then_routed(runtime) 
     assert fairness.backlog(runtime.redis, shop_id) == 1  # the gone ones dropped: under the share again
     assert runtime.queue("webhooks").job_ids == ["event-7"] and len(runtime.queue("webhooks-bulk")) == 0
     assert runtime.redis.exists(f"{fairness.PRUNE_PREFIX}{shop_id}")  # not judged again for a while
+
+
+def test_a_job_kind_whose_hash_the_template_cannot_rebuild_keeps_rqs_way(
+    runtime, first_of_its_kind, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """As after an RQ upgrade that writes a field per job that the template does not know."""
+    shop_id = a_shop(runtime, "one.myshopify.com")
+    upgraded = Job.to_dict
+    monkeypatch.setattr(Job, "to_dict", lambda job, **kw: {**upgraded(job, **kw), "new_field": job.id})
+
+    assert one_trip_way(runtime, shop_id, "event-7") is True
+    assert one_trip_way(runtime, shop_id, "event-8") is True
+
+    assert list(one_trip._templates.values()) == [None]
+    assert "not what the template rebuilds" in caplog.text
+    assert runtime.redis.hget("rq:job:event-8", "new_field") == b"event-8"  # RQ built it
 
 
 def test_jobs_of_other_queues_or_of_no_shop_take_the_ordinary_way(runtime) -> None:  # type: ignore[no-untyped-def]
