@@ -28,8 +28,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes + 1024)
     app.extensions["relais"] = runtime
 
-    from web import health, limits, webhooks
+    from web import health, limits, sessions, webhooks
 
+    sessions.install(app)  # no cookie session on /webhooks/: senders carry none and get none
     limits.install(app)  # bounded <int:…> ids and JSON refusals on /webhooks/: before any blueprint
     app.register_error_handler(WebhookRejected, webhooks.rejected)
     app.register_error_handler(DBAPIError, webhooks.database_unavailable)  # 503: the sender retries

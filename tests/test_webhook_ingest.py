@@ -161,3 +161,17 @@ def test_a_privacy_request_for_a_shop_we_hold_nothing_for_is_answered_200_and_st
     headers = headers_for("gone.myshopify.com", "shop/redact", body, SHOPIFY_SECRET)
     assert post(client, body, headers).status_code == 200
     assert stored(runtime) == 0 and queued(runtime) == 0
+
+
+def test_the_webhook_receivers_open_no_cookie_session_while_the_merchant_pages_do(app, client, runtime) -> None:  # type: ignore[no-untyped-def]
+    """Senders carry no cookie and get none; building a session per delivery only cost CPU."""
+    from flask import request
+
+    for path, opened in (("/webhooks/shopify", False), ("/webhooks/fulfilment/shipbob/x", False), ("/settings", True)):
+        with app.test_request_context(path, method="POST", headers={"Cookie": "session=stale"}):
+            assert (app.session_interface.open_session(app, request) is not None) == opened, path
+    add_shop(runtime)
+    client.set_cookie("session", "stale")
+    body = body_of(paid_order())
+    response = post(client, body, headers_for(SHOP, "orders/paid", body, SHOPIFY_SECRET))
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
