@@ -25,7 +25,7 @@ from jobs import decide as decisions
 from jobs import edits, fraud, push_waiters, states
 from jobs.order_diff import sent_from
 from jobs.parties import provider_for
-from jobs.queues import attempts_so_far, enqueue_once, next_retry
+from jobs.queues import attempts_so_far, enqueue_new, next_retry
 from jobs.runtime import Runtime, get_runtime
 from store import audit
 from store import orders as order_store
@@ -49,13 +49,17 @@ class FollowUp:
 
 
 def enqueue_follow_ups(runtime: Runtime, follow_ups: list[FollowUp]) -> None:
+    """Enqueue each follow-up once. A push or cancel job's id names the order's generation, so
+    its job almost never exists yet: it is enqueued in one Redis round trip (``enqueue_new``),
+    and the rare job that does exist is judged as ``enqueue_once`` judges it (still live: not
+    enqueued again; ended: enqueued afresh)."""
     for f in follow_ups:
         if f.kind == "push":
-            enqueue_once(
+            enqueue_new(
                 runtime, "orders", "jobs.orders.push_order", f.order_id, job_id=f"push-{f.order_id}-{f.generation}"
             )
         elif f.kind == "cancel":
-            enqueue_once(
+            enqueue_new(
                 runtime, "orders", "jobs.orders.cancel_order", f.order_id, job_id=f"cancel-{f.order_id}-{f.generation}"
             )
         elif f.kind == "edit":
