@@ -134,11 +134,10 @@ def after_push(session: Session, row: Order, sent: order_diff.Sent, duplicate: b
     see ``before_send``), close a re-create it finished, and say whether the order differs from
     what the provider holds (the key of the edit job to run, else None)."""
     snapshot = None if duplicate else record_sent(session, row, sent)
-    for edit in _open_edits(session, row.id):
-        if edit.status == "recreating":
-            edit.status = "recreated"
-            # References stay out of the merchant's words: the attempts keep them (old cancel, new create).
-            order_store.note(row, "edit applied: the edited order was sent again and the earlier one is cancelled")
+    for edit in _recreating(session, row):
+        edit.status = "recreated"
+        # References stay out of the merchant's words: the attempts keep them (old cancel, new create).
+        order_store.note(row, "edit applied: the edited order was sent again and the earlier one is cancelled")
     session.flush()
     return edit_key(session, row, snapshot)
 
@@ -147,6 +146,22 @@ def _open_edits(session: Session, order_id: int) -> list[OrderEdit]:
     return list(
         session.scalars(
             select(OrderEdit).where(OrderEdit.order_id == order_id, OrderEdit.status.in_(OPEN)).order_by(OrderEdit.id)
+        )
+    )
+
+
+def _recreating(session: Session, row: Order) -> list[OrderEdit]:
+    """The order's edits waiting for this push to re-create it. An edit becomes ``recreating``
+    only in the transaction that moves the order to its next generation (``_cancel_then_recreate``),
+    and generations only grow, so an order of the first generation has none: not asked (one
+    query the fewer on every first push)."""
+    if row.generation <= 1:
+        return []
+    return list(
+        session.scalars(
+            select(OrderEdit)
+            .where(OrderEdit.order_id == row.id, OrderEdit.status == "recreating")
+            .order_by(OrderEdit.id)
         )
     )
 
