@@ -16,6 +16,13 @@ command, one per pipeline or script call: ``Connection.send_packed_command``) an
 server ran (``MONITOR``, commands run inside Lua scripts included), by command name.
 
     .venv/bin/python bench/pipeline_counts.py [--orders 200] [--threads 16] [--top 15]
+    COUNTS_TRACE=1 … --orders 1 --threads 1      # every statement and command, in order
+
+Figures (PostgreSQL, 300 orders, worker's share per order), before and after the cuts of
+branch pipe3: SQL statements 27 → 21, connection checkouts (each a ping) 4 → 3, Redis round
+trips 32.7 → 26.7, commands the server ran 114 → 106 (+9 → +12 inside Lua scripts). What is
+left is mostly RQ's own bookkeeping (~21 round trips per order: dequeue, job fetch, execution
+registries, heartbeats, success pipeline) and one statement per row read or written.
 """
 
 from __future__ import annotations
