@@ -48,14 +48,23 @@ def _sent(snapshot: SentSnapshot) -> order_diff.Sent:
     return order_diff.sent_from_json(snapshot.reference, snapshot.ship_to, snapshot.lines)
 
 
-def record_sent(session: Session, row: Order, sent: order_diff.Sent) -> None:
+def record_sent(session: Session, row: Order, sent: order_diff.Sent) -> SentSnapshot:
     """Keep ``sent`` as what the provider holds for ``row`` (same transaction as the outcome)."""
+    return _write_sent(session, row, session.get(SentSnapshot, row.id), sent)
+
+
+def _write_sent(session: Session, row: Order, snapshot: SentSnapshot | None, sent: order_diff.Sent) -> SentSnapshot:
+    """``record_sent`` with the row's snapshot (None: it has none) already read by the caller.
+
+    Returned so that a caller comparing with it later in the transaction does not read it again:
+    once flushed, the session holds it only weakly, and a second ``session.get`` may be a second
+    SELECT."""
     data = order_diff.sent_to_json(sent)
-    snapshot = session.get(SentSnapshot, row.id)
     if snapshot is None:
         snapshot = SentSnapshot(order_id=row.id)
         session.add(snapshot)
     snapshot.reference, snapshot.ship_to, snapshot.lines = data["reference"], data["ship_to"], data["lines"]
+    return snapshot
 
 
 def _provider_view(session: Session, row: Order) -> neutral.Order:
@@ -73,16 +82,19 @@ def remember_sent(session: Session, row: Order) -> None:
     """Before a newer platform view overwrites the row: an order sent before snapshots were kept
     gets one from the row (the last view applied, which is what its push sent)."""
     if row.provider_order_id and row.state in WATCHED_STATES and session.get(SentSnapshot, row.id) is None:
-        record_sent(session, row, order_diff.sent_from(_provider_view(session, row), row.provider_reference or ""))
+        sent = order_diff.sent_from(_provider_view(session, row), row.provider_reference or "")
+        _write_sent(session, row, None, sent)
 
 
-def edit_key(session: Session, row: Order) -> str | None:
+def edit_key(session: Session, row: Order, snapshot: SentSnapshot | None = None) -> str | None:
     """The key of the edit job to run when the order now differs from what the provider holds
     (None when it does not, or it is not at the provider). The key is a digest of the order's
-    current version, so a repeated delivery of one edit asks for one job."""
+    current version, so a repeated delivery of one edit asks for one job. ``snapshot``: the
+    order's snapshot when the caller has just written it (else it is read here)."""
     if row.state not in WATCHED_STATES or row.cancelled:
         return None
-    snapshot = session.get(SentSnapshot, row.id)
+    if snapshot is None:
+        snapshot = session.get(SentSnapshot, row.id)
     if snapshot is None:
         return None
     model = _provider_view(session, row)
@@ -114,28 +126,42 @@ def before_send(session: Session, row: Order, sent: order_diff.Sent) -> None:
     first attempt's version, not the later one (the order may have changed in between)."""
     snapshot = session.get(SentSnapshot, row.id)
     if snapshot is None or snapshot.reference != sent.reference:
-        record_sent(session, row, sent)
+        _write_sent(session, row, snapshot, sent)
 
 
 def after_push(session: Session, row: Order, sent: order_diff.Sent, duplicate: bool = False) -> str | None:
     """A create was accepted: keep what it sent (a duplicate answer keeps the first attempt's,
     see ``before_send``), close a re-create it finished, and say whether the order differs from
     what the provider holds (the key of the edit job to run, else None)."""
-    if not duplicate:
-        record_sent(session, row, sent)
-    for edit in _open_edits(session, row.id):
-        if edit.status == "recreating":
-            edit.status = "recreated"
-            # References stay out of the merchant's words: the attempts keep them (old cancel, new create).
-            order_store.note(row, "edit applied: the edited order was sent again and the earlier one is cancelled")
+    snapshot = None if duplicate else record_sent(session, row, sent)
+    for edit in _recreating(session, row):
+        edit.status = "recreated"
+        # References stay out of the merchant's words: the attempts keep them (old cancel, new create).
+        order_store.note(row, "edit applied: the edited order was sent again and the earlier one is cancelled")
     session.flush()
-    return edit_key(session, row)
+    return edit_key(session, row, snapshot)
 
 
 def _open_edits(session: Session, order_id: int) -> list[OrderEdit]:
     return list(
         session.scalars(
             select(OrderEdit).where(OrderEdit.order_id == order_id, OrderEdit.status.in_(OPEN)).order_by(OrderEdit.id)
+        )
+    )
+
+
+def _recreating(session: Session, row: Order) -> list[OrderEdit]:
+    """The order's edits waiting for this push to re-create it. An edit becomes ``recreating``
+    only in the transaction that moves the order to its next generation (``_cancel_then_recreate``),
+    and generations only grow, so an order of the first generation has none: not asked (one
+    query the fewer on every first push)."""
+    if row.generation <= 1:
+        return []
+    return list(
+        session.scalars(
+            select(OrderEdit)
+            .where(OrderEdit.order_id == row.id, OrderEdit.status == "recreating")
+            .order_by(OrderEdit.id)
         )
     )
 
@@ -257,10 +283,10 @@ def _update(runtime, order_id, edit_id, provider, ref, model, changes) -> Retry 
         if error:
             return _hold(session, row, edit, f"{provider.name} refused the change: {error}")
         edit.status = "applied"
-        record_sent(session, row, order_diff.sent_from(model, ref.reference))
+        snapshot = record_sent(session, row, order_diff.sent_from(model, ref.reference))
         order_store.note(row, f"edit applied at {provider.name}: {edit.changes}")
         session.flush()
-        key = edit_key(session, row)  # changed again meanwhile: one more round
+        key = edit_key(session, row, snapshot)  # changed again meanwhile: one more round
     if key:
         enqueue_edit(runtime, order_id, key)
     return "applied"

@@ -50,7 +50,6 @@ def _process(runtime: Runtime, event_id: int) -> str:
         log_context.bind(shop_id=event.shop_id, event_id=event.id)  # JSON log lines, follow-ups' fair share
         if event.status in ("processed", "ignored", "failed"):
             return f"already {event.status}"
-        event.attempts += 1
         shop = session.get(Shop, event.shop_id) if event.shop_id else None
         if shop is None:
             return _finish(event, "ignored", "no shop for this delivery")
@@ -110,6 +109,11 @@ def _enqueue_after_commit(runtime: Runtime, shipment_ids: list[str]) -> None:
 
 
 def _finish(event: WebhookEvent, status: str, outcome: str) -> str:
+    """One more attempt, ended with ``status``. Every run that gets past the "already done" check
+    ends here or raises (and rolls back), so the attempt is counted here, with the outcome: one
+    UPDATE of the inbox row per run, not one for the count (flushed by the first query after it)
+    and one for the outcome."""
+    event.attempts += 1
     event.status = status
     event.error = outcome if status != "processed" else None
     event.processed_at = utcnow()

@@ -95,8 +95,9 @@ def _admit(client: redis.Redis, shop_id: int, job_id: str) -> tuple[int, bool]:
     return int(size), bool(pruned_lately)
 
 
-def release(client: redis.Redis, shop_id: int | None, job_id: str) -> None:
-    """The job ended for good: out of its shop's backlog."""
+def release(client: redis.Redis | redis.client.Pipeline, shop_id: int | None, job_id: str) -> None:
+    """The job ended for good: out of its shop's backlog (queued only, when ``client`` is a
+    pipeline: the job's end callback sends it with its metrics, ``jobs.metrics``)."""
     if shop_id is not None:
         client.zrem(backlog_key(int(shop_id)), job_id)
 

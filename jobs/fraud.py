@@ -57,10 +57,8 @@ def screen(runtime: Runtime, order_id: int, *, force: bool = False) -> Retry | s
     with runtime.sessions() as session:
         row = session.get(Order, order_id)
         shop = session.get(Shop, row.shop_id) if row is not None else None
-        if row is None or shop is None or row.state != states.READY:
-            return None
-        if not (shop.settings or {}).get("hold_high_risk"):
-            return None  # the rule is off: no risk call at all
+        if not applies(row, shop):
+            return None  # not ready, or the rule is off: no risk call at all
         window = _this_round(row)
         if any(t.reason.startswith((ASSESSED, NOT_ASSESSED)) for t in window) or _released_from_fraud_hold(row):
             return None
@@ -83,6 +81,15 @@ def screen(runtime: Runtime, order_id: int, *, force: bool = False) -> Retry | s
     if risk is None:
         return None  # this platform assesses no risk
     return _apply(runtime, order_id, generation, risk, bound)
+
+
+def applies(row: Order | None, shop: Shop | None) -> bool:
+    """Whether ``screen`` has anything to do for the order: it is ready and its shop's rule is on.
+    When not, ``screen`` returns None without a call, so a caller holding the rows (the push job,
+    under its lock) need not run it: one read of the order and its shop the fewer per push."""
+    if row is None or shop is None or row.state != states.READY:
+        return False
+    return bool((shop.settings or {}).get("hold_high_risk"))
 
 
 def _apply(runtime: Runtime, order_id: int, generation: int, risk: RiskAssessment, bound: timedelta) -> str | None:

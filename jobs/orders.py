@@ -16,14 +16,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from config import log_context
 from integrations.errors import AuthError, InvalidRequestError, NotCancellableError, RetryableError
+from integrations.fulfilment.base import FulfilmentProvider
 from integrations.fulfilment.reference import make_reference
+from integrations.model import Order as NeutralOrder
 from integrations.model import ProviderOrderRef
 from integrations.platforms import OrderEvent
 from jobs import decide as decisions
 from jobs import edits, fraud, push_waiters, states
 from jobs.order_diff import sent_from
 from jobs.parties import provider_for
-from jobs.queues import attempts_so_far, enqueue_once, next_retry
+from jobs.queues import attempts_so_far, enqueue_new, next_retry
 from jobs.runtime import Runtime, get_runtime
 from store import audit
 from store import orders as order_store
@@ -47,13 +49,17 @@ class FollowUp:
 
 
 def enqueue_follow_ups(runtime: Runtime, follow_ups: list[FollowUp]) -> None:
+    """Enqueue each follow-up once. A push or cancel job's id names the order's generation, so
+    its job almost never exists yet: it is enqueued in one Redis round trip (``enqueue_new``),
+    and the rare job that does exist is judged as ``enqueue_once`` judges it (still live: not
+    enqueued again; ended: enqueued afresh)."""
     for f in follow_ups:
         if f.kind == "push":
-            enqueue_once(
+            enqueue_new(
                 runtime, "orders", "jobs.orders.push_order", f.order_id, job_id=f"push-{f.order_id}-{f.generation}"
             )
         elif f.kind == "cancel":
-            enqueue_once(
+            enqueue_new(
                 runtime, "orders", "jobs.orders.cancel_order", f.order_id, job_id=f"cancel-{f.order_id}-{f.generation}"
             )
         elif f.kind == "edit":
@@ -183,38 +189,28 @@ def _load(session: Session, order_id: int) -> tuple[Order, Shop, str]:
 
 
 def push_order(order_id: int) -> Retry | str:
-    """Create the order at the shop's provider, once, under its deterministic reference."""
+    """Create the order at the shop's provider, once, under its deterministic reference.
+
+    The shop's fraud rule screens the order before anything is sent (``jobs.fraud``). The rule
+    is read with the order under its lock; only when it applies does the screening run (its own
+    reads, maybe a call to the platform, never under the lock), and the order is then read and
+    locked again, as after every screening. Most shops have the rule off: their push reads the
+    order and its shop once, not twice."""
     runtime = get_runtime()
-    screened = fraud.screen(runtime, order_id)  # the shop's fraud rule, before anything is sent
-    if screened is not None:
-        return screened
     with transaction(runtime.sessions) as session:
         row, shop, reason = _load(session, order_id)
-        if reason:
-            return reason
-        if row.cancelled:
-            if row.state in (states.READY, states.PUSHING):
-                order_store.transition(row, states.CANCELLED, "cancelled before push")
-            return "cancelled"
-        if row.state not in (states.READY, states.PUSHING):
-            return f"nothing to do in state {row.state}"
-        if not has_provider(shop):
-            # No provider call, no retry: the order waits, and saving a provider releases it.
-            order_store.transition(row, states.HELD, decisions.WAITING_FOR_PROVIDER)
-            return decisions.WAITING_FOR_PROVIDER
-        reference = row.provider_reference or make_reference(shop.id, row.platform_order_id, row.generation)
-        row.provider_reference = reference
-        row.provider = shop.provider
-        row.push_attempts += 1
-        if row.state == states.READY:
-            order_store.transition(row, states.PUSHING, f"sending to {shop.provider} as {reference}")
-        # Fulfilment-service mode: only the lines of the FOs Shopify asked our location to fulfil.
-        order_model = lines_for_push(session, shop, row, order_store.to_model(row))
-        if order_model is None:
-            order_store.transition(row, states.RECEIVED, decisions.WAITING_FOR_REQUEST)
-            return decisions.WAITING_FOR_REQUEST
-        edits.before_send(session, row, sent_from(order_model, reference))
-        provider = provider_for(runtime, shop)
+        screen_first = fraud.applies(row, shop)
+        if not screen_first:
+            prepared = _prepare_push(runtime, session, row, shop, reason)
+    if screen_first:
+        screened = fraud.screen(runtime, order_id)  # the shop's fraud rule, before anything is sent
+        if screened is not None:
+            return screened
+        with transaction(runtime.sessions) as session:
+            prepared = _prepare_push(runtime, session, *_load(session, order_id))
+    if isinstance(prepared, str):
+        return prepared
+    order_model, reference, provider = prepared
 
     attempt: dict[str, object] = {"action": "create", "reference": reference}
     try:
@@ -266,6 +262,38 @@ def push_order(order_id: int) -> Retry | str:
     enqueue_follow_ups(runtime, follow_ups)
     push_waiters.wake(runtime, order_id)  # parcels that came before this answer: run them now
     return "pushed"
+
+
+def _prepare_push(
+    runtime: Runtime, session: Session, row: Order, shop: Shop, reason: str
+) -> str | tuple[NeutralOrder, str, FulfilmentProvider]:
+    """Under the order's lock: mark it pushing under its reference and keep what will be sent;
+    the order as sent, its reference and the provider, or why there is nothing to send."""
+    if reason:
+        return reason
+    if row.cancelled:
+        if row.state in (states.READY, states.PUSHING):
+            order_store.transition(row, states.CANCELLED, "cancelled before push")
+        return "cancelled"
+    if row.state not in (states.READY, states.PUSHING):
+        return f"nothing to do in state {row.state}"
+    if not has_provider(shop):
+        # No provider call, no retry: the order waits, and saving a provider releases it.
+        order_store.transition(row, states.HELD, decisions.WAITING_FOR_PROVIDER)
+        return decisions.WAITING_FOR_PROVIDER
+    reference = row.provider_reference or make_reference(shop.id, row.platform_order_id, row.generation)
+    row.provider_reference = reference
+    row.provider = shop.provider
+    row.push_attempts += 1
+    if row.state == states.READY:
+        order_store.transition(row, states.PUSHING, f"sending to {shop.provider} as {reference}")
+    # Fulfilment-service mode: only the lines of the FOs Shopify asked our location to fulfil.
+    order_model = lines_for_push(session, shop, row, order_store.to_model(row))
+    if order_model is None:
+        order_store.transition(row, states.RECEIVED, decisions.WAITING_FOR_REQUEST)
+        return decisions.WAITING_FOR_REQUEST
+    edits.before_send(session, row, sent_from(order_model, reference))
+    return order_model, reference, provider_for(runtime, shop)
 
 
 def _record_attempt(runtime: Runtime, order_id: int, attempt: dict[str, object]) -> None:

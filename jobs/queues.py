@@ -156,7 +156,11 @@ def enqueue_new(runtime: Runtime, queue: str, func: str, *args: Any, job_id: str
     and no fetch of an old job, one atomic unique enqueue (a shop's job: admitted to its fair
     share in the same round trip, ``jobs.one_trip``). Should RQ still hold a job under this id (a
     stale one: a reused SQLite row id, a Redis kept across a database reset), it falls back to
-    ``enqueue_once``, which judges that job. True when enqueued now."""
+    ``enqueue_once``, which judges that job. True when enqueued now.
+
+    So it is ``enqueue_once`` for any job whose id is new in the common case (an order's push or
+    cancel, named by its generation: ``jobs.orders.enqueue_follow_ups``), in one round trip
+    instead of five when no job holds the id."""
     if "rate_limit" in options:  # RQ refuses unique=True with a rate limit: only the checked path
         return enqueue_once(runtime, queue, func, *args, job_id=job_id, **options)
     enqueued = one_trip.enqueue_new(runtime, queue, func, args, job_id, options)

@@ -74,14 +74,22 @@ def observe(
     ``histogram`` adds them up when read."""
     if client is None:
         return
-    bound = next((b for b in buckets if value <= b), None)
     try:
         with client.pipeline(transaction=False) as pipe:
-            pipe.hincrby(key(family), f"{label}|{'+Inf' if bound is None else _bound(bound)}", 1)
-            pipe.hincrbyfloat(key(family), f"{label}|sum", max(value, 0.0))
+            add_observation(pipe, family, label, value, buckets)
             pipe.execute()
     except redis.RedisError as exc:
         log.warning("metric %s not recorded (Redis unavailable: %s)", family, type(exc).__name__)
+
+
+def add_observation(
+    pipe: redis.client.Pipeline, family: str, label: str, value: float, buckets: Sequence[float] = LATENCY_BUCKETS
+) -> None:
+    """``observe``'s writes, queued on a caller's pipeline (the caller executes it, and handles
+    its errors): a job's end records its latency and releases its fair share in one round trip."""
+    bound = next((b for b in buckets if value <= b), None)
+    pipe.hincrby(key(family), f"{label}|{'+Inf' if bound is None else _bound(bound)}", 1)
+    pipe.hincrbyfloat(key(family), f"{label}|sum", max(value, 0.0))
 
 
 def _bound(value: float) -> str:
