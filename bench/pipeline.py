@@ -114,16 +114,17 @@ def cpu_seconds(root_pid: int) -> float:
     return total / ticks
 
 
-def start_redis(folder: Path) -> subprocess.Popen[bytes]:
-    argv = [redis_binary(), "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+def start_redis(folder: Path, port: int = REDIS_PORT) -> subprocess.Popen[bytes]:
+    """A Redis server of the bench's own on ``port``, no persistence; waits until it answers."""
+    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=REDIS_PORT)
+    client = redis.Redis(port=port)
     for _ in range(100):
         with contextlib.suppress(redis.ConnectionError):
             client.ping()
             return process
         time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not start on port {REDIS_PORT}")
+    raise RuntimeError(f"redis-server did not start on port {port}")
 
 
 def fresh_database(folder: Path) -> str:

@@ -32,7 +32,6 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,13 +49,12 @@ from redis.connection import Connection  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 from app import create_app  # noqa: E402
-from bench.pipeline import APP_SECRET, environment, fresh_database, register_shops  # noqa: E402
+from bench.pipeline import APP_SECRET, environment, fresh_database, register_shops, start_redis  # noqa: E402
 from cli.serve import upgrade_database  # noqa: E402
 from config import load_settings  # noqa: E402
 from jobs.runtime import build_runtime, set_runtime  # noqa: E402
 from jobs.threaded import ThreadedSimpleWorker  # noqa: E402
 from store.models import Order  # noqa: E402
-from tests.drills.processes import redis_binary  # noqa: E402
 from tests.fakes.shipbob import start_fake  # noqa: E402
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order  # noqa: E402
 
@@ -170,18 +168,6 @@ def monitor(counts: list[Counts], stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def start_redis(folder: Path) -> subprocess.Popen[bytes]:
-    argv = [redis_binary(), "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=REDIS_PORT)
-    for _ in range(100):
-        with contextlib.suppress(redis.ConnectionError):
-            client.ping()
-            return process
-        time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not start on port {REDIS_PORT}")
-
-
 def report(name: str, counts: Counts, orders: int, top: int) -> None:
     statements = sum(counts.statements.values())
     commands = sum(counts.commands.values())
@@ -212,7 +198,7 @@ def main() -> None:
     args.processes = 1
 
     folder = Path(tempfile.mkdtemp(prefix="relais-counts-"))
-    redis_server = start_redis(folder)
+    redis_server = start_redis(folder, REDIS_PORT)
     shipbob = start_fake(rate_limit=100_000, rate_window=60)
     stop = threading.Event()
     try:

@@ -24,6 +24,7 @@ from config import Settings, normalise_database_url
 from jobs.runtime import Runtime, build_runtime, set_runtime
 from sandbox.models import SandboxBase
 from store.models import Base
+from tests.fakes.shipbob import FakeShipBob, start_fake
 
 SHOPIFY_SECRET = "test-shopify-secret"
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -138,6 +139,15 @@ def live(settings: Settings, redis_url: str) -> Iterator[tuple[LiveServer, Runti
     rt.redis.flushdb()
     rt.engine.dispose()
     set_runtime(None)
+
+
+@pytest.fixture
+def shipbob() -> Iterator[FakeShipBob]:
+    """The ShipBob fake over real HTTP, its per-account window scaled down to 150 calls per 6 s.
+    Not wired to any settings: a test module points ``shipbob_api_url`` at it when it uses it."""
+    fake = start_fake(rate_limit=150, rate_window=6.0)
+    yield fake
+    fake.stop()
 
 
 def drain(runtime: Runtime, timeout: float = 30.0, horizon: float = 15.0) -> None:

@@ -20,7 +20,7 @@ from store.models import Order, Shop
 from store.shops import upsert_shop
 from store.sync_models import ShopSync
 from tests.conftest import SHOPIFY_SECRET, drain
-from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
+from tests.fakes.shipbob import FakeShipBob, make_secret
 from tests.fakes.shopify_admin import FakeShopifyAdmin
 from tests.fakes.shopify_fulfilment import FakeFO, FakeFOLine
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
@@ -30,13 +30,6 @@ TOKEN = "shpat_fservice"
 OWN = "gid://shopify/Location/64500000001"  # the merchant's own shop location
 ORDER_ID = 820982911946154508
 SECRET = make_secret()
-
-
-@pytest.fixture
-def shipbob() -> Iterator[FakeShipBob]:
-    fake = start_fake(rate_limit=150, rate_window=6.0)
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -24,17 +23,10 @@ from store.db import transaction
 from store.models import Order, WebhookEvent
 from store.shops import upsert_shop
 from tests.conftest import SHOPIFY_SECRET, drain
-from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
+from tests.fakes.shipbob import make_secret
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
 
 SHOP = "cost.myshopify.com"
-
-
-@pytest.fixture
-def shipbob() -> Iterator[FakeShipBob]:
-    fake = start_fake(rate_limit=150, rate_window=6.0)
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

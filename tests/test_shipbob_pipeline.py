@@ -19,7 +19,7 @@ from store.db import transaction
 from store.models import Order, Shipment, WebhookEvent
 from store.shops import upsert_shop
 from tests.conftest import SHOPIFY_SECRET, drain
-from tests.fakes.shipbob import FakeShipBob, make_secret, start_fake
+from tests.fakes.shipbob import FakeShipBob, make_secret
 from tests.fakes.shopify_admin import FakeShopifyAdmin
 from tests.fakes.shopify_webhooks import body_of, headers_for, paid_order
 
@@ -27,13 +27,6 @@ SHOP = "shipbob-shop.myshopify.com"
 TOKEN = "shpat_sb"
 OURS = "gid://shopify/Location/64500000001"
 SECRET = make_secret()
-
-
-@pytest.fixture
-def shipbob() -> Iterator[FakeShipBob]:
-    fake = start_fake(rate_limit=150, rate_window=6.0)
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
