@@ -129,7 +129,7 @@ def enqueue_new(
     return True
 
 
-_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by their SHA-1
+_SHA = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts by their SHA-1
 
 
 def _run_script(runtime: Runtime, keys: list[str], argv: list[Any]) -> Any:
