@@ -52,7 +52,7 @@ def _ended(job: Job, connection: redis.Redis, *, failed: bool) -> None:
                 seconds = (now() - job.created_at).total_seconds()
                 metrics.add_observation(pipe, metrics.JOB_LATENCY, function, seconds)
             if failed:
-                pipe.hincrby(metrics.key(metrics.JOB_FAILURES), function, 1)
+                metrics.count(pipe, metrics.JOB_FAILURES, function)
             fairness.release(pipe, (job.meta or {}).get("shop_id"), job.id)
             pipe.execute()
     except Exception:  # never let bookkeeping replace the job's own outcome

@@ -22,8 +22,9 @@ are ours. Building a job costs as much CPU as the round trip, and all but five o
 fields are the same for every job of a kind; so that first job also yields a template (the
 constant fields), and the next jobs of that kind take the template plus the five fields that vary
 (the call's data and description, the shop's meta, two timestamps), computed as ``Job.to_dict``
-computes them. The first job checks that the template rebuilds its own hash exactly; if not (an
-RQ upgrade changed a field), that kind keeps RQ's way. ``tests/test_fairness_one_trip.py``
+computes them. The template is kept only if it rebuilds, exactly, that first job's hash and the
+hash of a second job RQ builds with other arguments and id; if not (an RQ upgrade added or
+changed a field), that kind keeps RQ's way. ``tests/test_fairness_one_trip.py``
 compares both ways, key by key and field by field, with what RQ's own ``Queue.enqueue`` writes.
 """
 

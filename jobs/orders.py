@@ -25,7 +25,7 @@ from jobs import decide as decisions
 from jobs import edits, fraud, push_waiters, states
 from jobs.order_diff import sent_from
 from jobs.parties import provider_for
-from jobs.queues import attempts_so_far, enqueue_new, next_retry
+from jobs.queues import attempts_so_far, enqueue_new, job_is_live, next_retry, run_now
 from jobs.runtime import Runtime, get_runtime
 from store import audit
 from store import orders as order_store
@@ -393,8 +393,6 @@ def _push_may_be_running(runtime: Runtime, row: Order) -> bool:
     never its push. So a push marked queued that no queue holds any more (Redis restored between
     RQ's two writes) counts as gone, checked exactly; and a push waiting for a retry (possibly
     hours away in production) runs now: it will find the order cancelled and send nothing."""
-    from jobs.queues import job_is_live, run_now
-
     job_id = f"push-{row.id}-{row.generation}"
     if not job_is_live(runtime, job_id, exact=True):
         return False
