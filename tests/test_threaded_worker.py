@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rq.suspension import resume, suspend
 from sqlalchemy import select
 
 from config import SettingsError, load_settings
@@ -204,3 +205,26 @@ def test_the_pool_runs_threaded_workers_by_default_and_one_job_at_a_time_with_on
     assert worker_class_for(load_settings(_production())) is ThreadedWorker
     assert worker_class_for(load_settings(_production(RELAIS_WORKER_THREADS="1"))) is RecyclingWorker
     assert worker_class_for(load_settings(_production(RELAIS_WORKER_CLASS="fork"))) is ForkingWorker
+
+
+def test_rq_suspend_stops_a_threaded_worker_taking_jobs_within_a_second_and_the_rest_stay_queued(runtime) -> None:  # type: ignore[no-untyped-def]
+    queue = runtime.queue("maintenance")
+    jobs = [queue.enqueue("time.sleep", 0.05) for _ in range(100)]
+    worker = ThreadedSimpleWorker([queue], connection=runtime.redis, threads=1)
+    suspended_at: list[float] = []
+
+    def operator() -> None:
+        while sum(job.get_status(refresh=True) == "finished" for job in jobs[:5]) < 5:
+            time.sleep(0.02)
+        suspend(runtime.redis)
+        suspended_at.append(time.monotonic())
+
+    threading.Thread(target=operator, daemon=True).start()
+    worker.work(burst=True, logging_level="WARNING")  # a burst worker that sees the suspension stops
+    stopped = time.monotonic() - suspended_at[0]
+    resume(runtime.redis)
+
+    statuses = Counter(job.get_status(refresh=True) for job in jobs)
+    assert stopped < 1.5  # an operator's suspension is taken within a second (and a job's end)
+    assert statuses["queued"] >= 100 - 5 - 1.5 / 0.05
+    assert statuses["finished"] + statuses["queued"] == 100
