@@ -14,6 +14,11 @@ and optionally SQLite). Each receives signed, distinct ``orders/paid`` deliverie
 
 After Relais' runs, the bench checks every acknowledged delivery is in the inbox and queued.
 
+With PostgreSQL, a third app is measured the same way (``--no-floor`` skips it): the floor app
+(``bench/ingest_floor.py``), the least a receiver can do and still acknowledge only what is
+stored and queued (HMAC, one raw INSERT, one LPUSH). Its ratio to the bare app is the best any
+such receiver reaches on the machine: the bound to read Relais' ratio against.
+
     apt-get install -y wrk      # (macOS: brew install wrk) the closed-loop load generator
     createdb -h 127.0.0.1 -U postgres relais_ingest
     .venv/bin/python bench/ingest.py [--databases postgresql,sqlite] [--duration 20] [--warmup 5]
@@ -267,6 +272,26 @@ def check_stored(env: dict[str, str], redis_url: str) -> str:
     return f"inbox rows {rows}, jobs queued {queued}"
 
 
+def floor_table(url: str) -> None:
+    """The floor app's inbox, empty (``bench/ingest_floor.py``)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS floor_inbox")
+        conn.execute("CREATE TABLE floor_inbox (id bigserial PRIMARY KEY, body bytea NOT NULL)")
+
+
+def floor_stored(url: str, redis_url: str) -> str:
+    import psycopg
+    import redis
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM floor_inbox").fetchone()[0]  # type: ignore[index]
+        conn.execute("DROP TABLE floor_inbox")
+    queued = redis.Redis.from_url(redis_url).llen("floor:queue")
+    return f"inbox rows {rows}, ids queued {queued}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--databases", default="postgresql", help="postgresql,sqlite")
@@ -274,6 +299,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--half-duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor app (bench/ingest_floor.py)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit(WRK_INSTALL)
@@ -306,11 +332,21 @@ def main() -> None:
             env = production_env(urls[database], redis_url, base)
             if not results:
                 results["bare"] = measure("bare Flask", [*web[:-1], "bench.ingest_bare:app"], env, args, ctx)
+            if database == "postgresql" and not args.no_floor:
+                floor_table(env["DATABASE_URL"])
+                floor = [*web[:-1], "bench.ingest_floor:app"]
+                results["floor"] = measure("floor app (postgresql)", floor, env, args, ctx)
+                print(f"{'':<22} {floor_stored(env['DATABASE_URL'], redis_url)}")
             reset_database(env)
             subprocess.run([redis_cli, "-p", str(redis_port), "flushall"], check=True, capture_output=True)
             results[database] = measure(f"Relais ({database})", web, env, args, ctx)
             print(f"{'':<22} {check_stored(env, redis_url)}")
         bare = results["bare"]["peak"]["rate"]
+        if "floor" in results:
+            print(
+                f"ratio floor app / bare Flask: {results['floor']['peak']['rate'] / bare:.2f}"
+                "   (the best any receiver storing and queueing each delivery reaches here)"
+            )
         for database in args.databases.split(","):
             result = results[database]
             print(
