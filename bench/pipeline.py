@@ -19,7 +19,9 @@ Latency per order: the moment its delivery was answered 200 by the web (the deli
 stored and its job enqueued) to the moment the provider received its create call. Throughput:
 orders at the provider / (last arrival - first delivery sent). Peak memory: the worker's
 process tree (pool parent, its workers, cron), proportional set size (shared pages counted
-once), sampled every 0.5 s. The machine's load average is printed: it is shared.
+once), sampled every 0.5 s. The machine's load average is printed: it is shared. CPU per order
+of every part (worker, web, redis-server, PostgreSQL, the bench itself) and of the whole machine:
+at 100 orders/s, the machine has 1000 x cores / 100 ms of CPU to spend on each order.
 
     .venv/bin/python bench/pipeline.py [--orders 5000] [--rate 150] [--processes 2] [--threads 16]
     .venv/bin/python bench/pipeline.py --processes 8 --threads 1      # the previous configuration
@@ -112,6 +114,28 @@ def cpu_seconds(root_pid: int) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return total / ticks
+
+
+def machine_cpu(worker: int, web: int, redis_pid: int) -> dict[str, float]:
+    """CPU seconds so far of every part on the machine: the worker and web trees, redis-server,
+    PostgreSQL (its processes, whoever they serve: the bench's database is the only busy one),
+    and this process (the senders standing in for Shopify, the ShipBob fake)."""
+    import psutil
+
+    database = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                database += times.user + times.system
+    own = os.times()
+    return {
+        "worker": cpu_seconds(worker),
+        "web": cpu_seconds(web),
+        "redis-server": cpu_seconds(redis_pid),
+        "PostgreSQL": database,
+        "bench (senders, ShipBob fake)": own.user + own.system,
+    }
 
 
 def start_redis(folder: Path, port: int = REDIS_PORT) -> subprocess.Popen[bytes]:
@@ -295,11 +319,11 @@ def main() -> None:
         started = time.monotonic()
         sender.start()
         peak = 0.0
-        cpu_before = {"worker": cpu_seconds(worker.pid), "web": cpu_seconds(web.pid)}
+        cpu_before = machine_cpu(worker.pid, web.pid, redis_server.pid)
         cpu: dict[str, float] = {}
         while time.monotonic() - started < args.timeout:
             peak = max(peak, pss_mb(worker.pid))
-            cpu = {"worker": cpu_seconds(worker.pid), "web": cpu_seconds(web.pid)}
+            cpu = machine_cpu(worker.pid, web.pid, redis_server.pid)
             if len(shipbob.arrivals) >= args.orders or worker.poll() is not None:
                 break
             time.sleep(0.5)
@@ -366,7 +390,13 @@ def report(
     print(f"peak memory of the worker tree (PSS): {peak:.0f} MB; ratio to 512 MB: {peak / 512:.2f}")
     for kind, seconds in cpu.items():
         per_order = seconds / max(arrived, 1) * 1000
-        print(f"CPU of the {kind} tree: {seconds:.1f} s, {per_order:.1f} ms per order")
+        print(f"CPU of the {kind}: {seconds:.1f} s, {per_order:.1f} ms per order")
+    total = sum(cpu.values()) / max(arrived, 1) * 1000
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU of the whole machine: {total:.1f} ms per order; 100 orders/s would need {total / 10:.2f} cores, "
+        f"{total * 100 / (cores * 1000):.2f} x the {cores} here (bench/job_floor.py: RQ's own share)"
+    )
     print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
 
 
