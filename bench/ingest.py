@@ -152,9 +152,7 @@ def reset_database(env: dict[str, str]) -> None:
     """An empty database at the migrations' head (the Procfile's ``release`` line), one shop."""
     url = env["DATABASE_URL"]
     if url.startswith("postgresql"):
-        import psycopg
-
-        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        with raw_postgresql(url) as conn:
             conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     release = shlex.split(procfile("release"))
     subprocess.run(release, cwd=ROOT, env=env, check=True, capture_output=True)
@@ -272,20 +270,25 @@ def check_stored(env: dict[str, str], redis_url: str) -> str:
     return f"inbox rows {rows}, jobs queued {queued}"
 
 
-def floor_table(url: str) -> None:
-    """The floor app's inbox, empty (``bench/ingest_floor.py``)."""
+def raw_postgresql(url: str):  # type: ignore[no-untyped-def]
+    """An autocommitting psycopg connection to a SQLAlchemy-style PostgreSQL URL."""
     import psycopg
 
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+    return psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+
+
+def floor_table(url: str) -> None:
+    """The floor app's inbox, empty (``bench/ingest_floor.py``)."""
+    with raw_postgresql(url) as conn:
         conn.execute("DROP TABLE IF EXISTS floor_inbox")
         conn.execute("CREATE TABLE floor_inbox (id bigserial PRIMARY KEY, body bytea NOT NULL)")
 
 
 def floor_stored(url: str, redis_url: str) -> str:
-    import psycopg
+    """How many deliveries the floor app stored and queued; its table dropped."""
     import redis
 
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+    with raw_postgresql(url) as conn:
         rows = conn.execute("SELECT count(*) FROM floor_inbox").fetchone()[0]  # type: ignore[index]
         conn.execute("DROP TABLE floor_inbox")
     queued = redis.Redis.from_url(redis_url).llen("floor:queue")
